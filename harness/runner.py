@@ -1,0 +1,147 @@
+"""Runs one job — one (configuration, seed): checks the config, seeds, picks the device, loads
+the data, builds, trains and evaluates the model. Callable without Hydra or MLflow."""
+
+from __future__ import annotations
+
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from harness import data, models  # noqa: E402
+from harness.config import ConfigError, check_config  # noqa: E402
+
+def gpu_names() -> list[str]:
+    return [device.name for device in tf.config.list_physical_devices("GPU")]
+
+
+def select_device(device: str) -> str:
+    """Map device=auto|cpu|gpu to a TensorFlow device name; gpu without a GPU is an error."""
+    gpus = gpu_names() if device != "cpu" else []
+    if device == "gpu" and not gpus:
+        raise ConfigError("device: gpu was asked for but TensorFlow sees no GPU; use auto or cpu")
+    return "/GPU:0" if gpus else "/CPU:0"
+
+
+def splits_for(config: dict) -> data.Splits:
+    settings = {key: value for key, value in config["data"].items() if key != "name"}
+    return data.load_splits(config["data"]["name"], **settings)
+
+
+def job_params(config: dict, splits: data.Splits) -> dict:
+    """The run's parameters, named as in CONTRACT.md; sizes are the ones actually used."""
+    return {
+        "units": config["model"]["units"],
+        "cell": config["model"]["cell"],
+        "dataset": config["data"]["name"],
+        "timesteps": splits.timesteps,
+        "input_dim": splits.input_dim,
+        "num_classes": splits.num_classes,
+        "batch_size": config["train"]["batch_size"],
+        "epochs": config["train"]["epochs"],
+        "learning_rate": config["train"]["learning_rate"],
+        "seed": config["seed"],
+        "train_size": len(splits.y_train),
+        "label_noise": config["data"]["label_noise"],
+    }
+
+
+def scores(model, x: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of a softmax model on (x, y)."""
+    probabilities = model.predict(x, batch_size=batch_size, verbose=0)
+    picked = probabilities[np.arange(len(y)), y.astype(np.int64)]
+    # Keras clips probabilities to its epsilon (1e-7) in the cross-entropy; do the same.
+    loss = float(-np.log(np.clip(picked, 1e-7, 1.0)).mean())
+    accuracy = float((probabilities.argmax(axis=1) == y).mean())
+    return accuracy, loss
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records each epoch's wall time."""
+
+    def __init__(self):
+        super().__init__()
+        self.times: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._start)
+
+
+def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict:
+    """Train and evaluate one job. Returns params, metrics, per-epoch history and device info.
+
+    `config` is a plain dict with the sections of conf/config.yaml. Per-epoch validation uses
+    the held-out split; the final metrics use the full test set and the clean training labels
+    with the final weights.
+    """
+    check_config(config)
+    device = select_device(config["device"])
+    keras.backend.clear_session()  # jobs sharing a process must not share graph state
+    keras.utils.set_random_seed(config["seed"])
+    splits = splits if splits is not None else splits_for(config)
+    params = job_params(config, splits)
+    model_config, train_config = config["model"], config["train"]
+    with keras.device(device):
+        model = models.build_model(
+            cell=model_config["cell"],
+            units=model_config["units"],
+            timesteps=splits.timesteps,
+            input_dim=splits.input_dim,
+            num_classes=splits.num_classes,
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(train_config["learning_rate"]),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        timer = EpochTimer()
+        started = time.perf_counter()
+        history = model.fit(
+            splits.x_train,
+            splits.y_train,
+            batch_size=train_config["batch_size"],
+            epochs=train_config["epochs"],
+            validation_data=(splits.x_val, splits.y_val),
+            callbacks=[timer, keras.callbacks.TerminateOnNaN(), *callbacks],
+            verbose=2,
+        ).history
+        train_time = time.perf_counter() - started
+        losses = np.asarray(history["loss"], dtype=float)
+        if not np.all(np.isfinite(losses)):
+            raise FloatingPointError(
+                f"training loss became {losses[~np.isfinite(losses)][0]} in epoch "
+                f"{len(losses) - 1}; lower train.learning_rate"
+            )
+        test_accuracy, test_loss = scores(model, splits.x_test, splits.y_test)
+        train_accuracy, train_loss = scores(model, splits.x_train, splits.y_train_clean)
+        fit_accuracy, _ = scores(model, splits.x_train, splits.y_train)
+    best_epoch = int(np.argmax(history["val_accuracy"]))  # 0-based, as Keras counts epochs
+    metrics = {
+        "param_count": models.param_count(
+            model_config["cell"], model_config["units"], splits.input_dim, splits.num_classes
+        ),
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
+        "train_accuracy": train_accuracy,
+        "train_loss": train_loss,
+        "fit_accuracy": fit_accuracy,  # on the (possibly noisy) labels it was trained on
+        "generalization_gap": train_accuracy - test_accuracy,
+        "best_val_accuracy": float(history["val_accuracy"][best_epoch]),
+        "best_epoch": best_epoch,
+        "train_time_s": train_time,
+        "epoch_time_s": float(np.mean(timer.times)),
+        "samples_per_s": len(splits.y_train) * train_config["epochs"] / train_time,
+    }
+    if metrics["param_count"] != model.count_params():
+        raise AssertionError(
+            f"closed-form param_count {metrics['param_count']} != Keras {model.count_params()}"
+        )
+    device_name = gpu_names()[0] if device.startswith("/GPU") else "cpu"
+    return {"params": params, "metrics": metrics, "history": history, "device": device_name}

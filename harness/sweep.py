@@ -1,0 +1,207 @@
+"""The sweep: `python -m harness.sweep STUDY [hydra overrides]` runs experiments/STUDY.yaml as a
+Hydra multirun. Before any training every job's config is checked and the parent MLflow run is
+created; each job is a nested child run; at the end a table and the exit code tell how it went."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from harness.config import ConfigError, check_config, run_key
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "conf"
+EXPERIMENTS = ROOT / "experiments"
+# Set by the sweep for its jobs (they may run in other processes).
+PARENT_ENV = "HARNESS_PARENT_RUN_ID"
+TOTAL_ENV = "HARNESS_SWEEP_JOBS"
+START_ENV = "HARNESS_SWEEP_START"
+
+
+def fail(message: str, code: int = 2):
+    """One line on stderr, then exit ≠ 0."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def choices(folder: Path) -> list[str]:
+    return sorted(path.stem for path in folder.glob("*.yaml"))
+
+
+def check_names(study: str, overrides: list[str]) -> None:
+    """Unknown study / data / model → one-line error (Hydra's own is several lines)."""
+    if study not in choices(EXPERIMENTS):
+        fail(f"STUDY: unknown study {study!r}; allowed: {', '.join(choices(EXPERIMENTS))}")
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as error:
+        fail(f"ARGS: cannot parse overrides {overrides}: {str(error).splitlines()[0]}")
+    for override in parsed:
+        group = override.key_or_group
+        if group not in ("data", "model"):
+            continue
+        allowed = choices(CONF / group)
+        values = (
+            list(override.sweep_string_iterator())
+            if override.is_sweep_override()
+            else [override.get_value_element_as_str()]
+        )
+        for value in values:
+            if value not in allowed:
+                fail(f"{group}: unknown {group} {value!r}; allowed: {', '.join(allowed)}")
+
+
+def job_overrides(config: DictConfig) -> list[list[str]]:
+    """The override list of every job, expanded as Hydra's basic sweeper expands them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    params = config.hydra.sweeper.get("params") or {}
+    lines = [f"{key}={value}" for key, value in params.items()]
+    lines += list(config.hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(lines)
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def job_config(config: DictConfig) -> dict:
+    """A job's config as a plain dict, without Hydra's own node."""
+    config = config.copy()
+    with open_dict(config):
+        config.pop("hydra", None)
+    return OmegaConf.to_container(config, resolve=True)
+
+
+class SweepCallback(Callback):
+    """Checks every job before any training, opens and closes the parent run."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from harness import tracking
+
+        loader = GlobalHydra.instance().config_loader()
+        jobs = job_overrides(config)
+        keys = set()
+        for overrides in jobs:
+            try:
+                composed = loader.load_sweep_config(config, list(overrides))
+                HydraConfig.instance().set_config(composed)  # for ${hydra:...} interpolations
+                job = job_config(composed)
+                check_config(job)
+            except ConfigError as error:
+                fail(str(error))
+            except Exception as error:  # composition: unknown key or group option
+                fail(f"ARGS {' '.join(overrides)}: {str(error).splitlines()[0]}")
+            keys.add(run_key(job))
+            if job["device"] == "gpu":
+                from harness.runner import select_device
+
+                try:
+                    select_device("gpu")
+                except ConfigError as error:
+                    fail(str(error))
+        study = config.study
+        try:
+            uri = tracking.connect(config.tracking.uri)
+            command = " ".join(["make sweep", f"STUDY={study}"] + [shlex.quote(o) for o in config.hydra.overrides.task])
+            parent = tracking.start_parent(study, uri, jobs=len(jobs), command=command)
+        except tracking.TrackingError as error:
+            fail(str(error))
+        os.environ[PARENT_ENV] = parent
+        os.environ[TOTAL_ENV] = str(len(jobs))
+        os.environ[START_ENV] = str(time.time())
+        self.uri, self.parent, self.total = uri, parent, len(jobs)
+        print(
+            f"sweep {study}: {len(jobs)} jobs ({len(keys)} distinct), store {uri}, "
+            f"parent run {parent}",
+            flush=True,
+        )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        from harness import tracking
+
+        study = config.study
+        runs = tracking.child_runs(self.uri, study, self.parent)
+        counts = {"finished": 0, "failed": 0, "killed": 0, "running": 0}
+        rows = []
+        for run in sorted(runs, key=lambda r: r.info.start_time):
+            status = run.info.status.lower()
+            counts[status] = counts.get(status, 0) + 1
+            accuracy = run.data.metrics.get("test_accuracy")
+            rows.append(
+                f"  {run.data.params.get('cell', '?'):<10} units={run.data.params.get('units', '?'):>4} "
+                f"seed={run.data.params.get('seed', '?'):>2}  {status:<8} "
+                + (f"test_accuracy {accuracy:.4f}" if accuracy is not None else run.data.tags.get("error", ""))
+            )
+        missing = self.total - len(runs)
+        if counts["failed"]:
+            status = "FAILED"
+        elif missing or counts["killed"] or counts["running"]:
+            status = "KILLED"
+        else:
+            status = "FINISHED"
+        tracking.finish_parent(self.uri, self.parent, status, counts)
+        elapsed = time.time() - float(os.environ.get(START_ENV, time.time()))
+        print(f"\nsweep {study}: {status.lower()} in {elapsed / 60:.1f} min — "
+              f"{counts['finished']} finished, {counts['failed']} failed, {missing} not run", flush=True)
+        print("\n".join(rows), flush=True)
+        print(f"browse: make ui   (parent run {self.parent})", flush=True)
+        if status != "FINISHED":
+            sys.exit(1)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def job(cfg: DictConfig) -> str:
+    """One Hydra job = one child run. A failure is recorded and the sweep goes on."""
+    from harness import runner, tracking
+
+    config = job_config(cfg)
+    study = config["study"]
+    uri = tracking.connect(config["tracking"]["uri"])
+    parent = os.environ[PARENT_ENV]
+    number = HydraConfig.get().job.num + 1
+    total = int(os.environ.get(TOTAL_ENV, number))
+    label = f"{config['model']['cell']} units={config['model']['units']} seed={config['seed']}"
+    started = time.perf_counter()
+    try:
+        with tracking.child_run(
+            uri, study, parent, run_name=label.replace(" ", "_"), tags={"run_key": run_key(config)}
+        ):
+            splits = runner.splits_for(config)
+            params = runner.job_params(config, splits)
+            tracking.log_start(params, OmegaConf.to_yaml(config))
+            result = runner.train(config, callbacks=[tracking.epoch_logger()], splits=splits)
+            tracking.log_result(result["metrics"], tags={"device": result["device"]})
+    except Exception as error:
+        print(f"[{number}/{total}] {label}: FAILED — {type(error).__name__}: {error}", flush=True)
+        return "failed"
+    elapsed = time.perf_counter() - started
+    sweep_elapsed = time.time() - float(os.environ.get(START_ENV, time.time()))
+    eta = sweep_elapsed / number * (total - number)
+    print(
+        f"[{number}/{total}] {label}: test_accuracy {result['metrics']['test_accuracy']:.4f} "
+        f"({elapsed:.0f} s; ETA {eta / 60:.1f} min)",
+        flush=True,
+    )
+    return "finished"
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        fail(f"usage: python -m harness.sweep STUDY [overrides]; studies: {', '.join(choices(EXPERIMENTS))}")
+    study, overrides = argv[0], argv[1:]
+    check_names(study, overrides)
+    sys.argv = [sys.argv[0], "--config-dir", str(EXPERIMENTS), "--config-name", study, *overrides]
+    job()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""A real Hydra multirun of the smoke study into a temporary SQLite store, checked through
+what MLflow holds."""
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from harness.models import param_count
+from tests.conftest import run_sweep
+
+PARAMS = {
+    "units", "cell", "dataset", "timesteps", "input_dim", "num_classes", "batch_size",
+    "epochs", "learning_rate", "seed", "train_size", "label_noise",
+}
+UNIT_METRICS = {
+    "test_accuracy", "train_accuracy", "best_val_accuracy",
+}
+METRICS = UNIT_METRICS | {
+    "param_count", "test_loss", "train_loss", "generalization_gap", "best_epoch",
+    "train_time_s", "epoch_time_s", "samples_per_s",
+}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    store = tmp_path_factory.mktemp("smoke") / "mlflow.db"
+    result = run_sweep("smoke", store=store)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("smoke")
+    return result, client, client.search_runs([experiment.experiment_id])
+
+
+def test_one_parent_with_finished_children(smoke):
+    result, client, runs = smoke
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 4
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert all(r.info.status == "FINISHED" for r in children)
+    assert {(r.data.params["units"], r.data.params["seed"]) for r in children} == {
+        ("4", "0"), ("4", "1"), ("16", "0"), ("16", "1")
+    }
+    assert len({r.data.tags["run_key"] for r in children}) == 4
+    assert all(r.data.tags["study"] == "smoke" for r in runs)
+    assert "[4/4] lstm units=16 seed=1" in result.stdout  # progress, one line per job
+
+
+def test_params_metrics_and_curves(smoke):
+    _, client, runs = smoke
+    for run in (r for r in runs if "mlflow.parentRunId" in r.data.tags):
+        params, metrics = run.data.params, run.data.metrics
+        assert PARAMS <= set(params)
+        assert METRICS <= set(metrics)
+        assert params["dataset"] == "mnist" and params["train_size"] == "2000"
+        assert (params["timesteps"], params["input_dim"], params["num_classes"]) == ("28", "28", "10")
+        assert metrics["param_count"] == param_count("lstm", int(params["units"]), 28, 10)
+        for name in UNIT_METRICS:
+            assert 0.0 <= metrics[name] <= 1.0
+        gap = metrics["train_accuracy"] - metrics["test_accuracy"]
+        assert metrics["generalization_gap"] == pytest.approx(gap)
+        for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            history = client.get_metric_history(run.info.run_id, name)
+            assert sorted(m.step for m in history) == [0, 1]  # step = epoch
+        path = client.download_artifacts(run.info.run_id, "config.yaml")
+        with open(path) as file:
+            config = yaml.safe_load(file)
+        assert config["model"]["units"] == int(params["units"]) and config["study"] == "smoke"
+
+
+def test_models_learn(smoke):
+    # 2000 real images and two epochs are enough to beat chance (10%) clearly at 16 units.
+    _, _, runs = smoke
+    sixteen = [r.data.metrics["test_accuracy"] for r in runs if r.data.params.get("units") == "16"]
+    assert min(sixteen) > 0.3
