@@ -6,10 +6,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STUDY ?= units_mnist
 ARGS ?=
+JOBS ?= 1
+FORCE ?=
+LAUNCHER ?=
 UI_PORT ?= 5000
+PORT ?= 5001
+SERVER_DIR ?= results/server
 STORE := sqlite:///results/mlflow.db
 
-.PHONY: help install sweep ui test clean
+.PHONY: help install sweep ui server test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,11 +31,19 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies
 
-sweep: $(STAMP)  ## run a study: make sweep [STUDY=units_mnist] [ARGS='model.units=8,16']
-	$(PY) -m harness.sweep $(STUDY) $(ARGS)
+sweep: $(STAMP)  ## run a study: make sweep [STUDY=units_mnist] [ARGS='model.units=8,16'] [JOBS=n] [FORCE=1] [LAUNCHER=local|slurm]
+	$(PY) -m harness $(STUDY) --jobs='$(JOBS)' --force='$(FORCE)' --launcher='$(LAUNCHER)' $(ARGS)
 
 ui: $(STAMP)  ## MLflow UI over results/mlflow.db at http://127.0.0.1:5000 (UI_PORT=...)
 	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(STORE)} --host 127.0.0.1 --port $(UI_PORT)
+
+server: $(STAMP)  ## MLflow tracking server on 127.0.0.1:PORT (default 5001), store under results/server/
+	@[[ "$(PORT)" =~ ^[0-9]+$$ ]] && (( $(PORT) >= 1 && $(PORT) <= 65535 )) || \
+	  { echo "error: PORT: '$(PORT)' is not allowed; use a port number 1..65535" >&2; exit 2; }
+	mkdir -p $(SERVER_DIR)
+	$(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) \
+	  --backend-store-uri sqlite:///$(abspath $(SERVER_DIR))/mlflow.db \
+	  --artifacts-destination $(abspath $(SERVER_DIR))/artifacts
 
 test: $(STAMP)  ## the whole test suite (installs first on a fresh clone)
 	$(PY) -m pytest -q

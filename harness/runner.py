@@ -22,9 +22,27 @@ def gpu_names() -> list[str]:
 def select_device(device: str) -> str:
     """Map device=auto|cpu|gpu to a TensorFlow device name; gpu without a GPU is an error."""
     gpus = gpu_names() if device != "cpu" else []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:  # several small jobs may share one GPU
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            pass  # already initialised by an earlier job in this process
     if device == "gpu" and not gpus:
         raise ConfigError("device: gpu was asked for but TensorFlow sees no GPU; use auto or cpu")
     return "/GPU:0" if gpus else "/CPU:0"
+
+
+def configure_threads(jobs: int) -> None:
+    """Share the cores between `jobs` parallel jobs. Must run before TensorFlow's first op in
+    this process; a worker's later jobs keep what its first job set."""
+    if jobs <= 1:
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # already initialised by an earlier job in this worker
 
 
 def splits_for(config: dict) -> data.Splits:

@@ -1,9 +1,11 @@
-"""The sweep: `python -m harness.sweep STUDY [hydra overrides]` runs experiments/STUDY.yaml as a
-Hydra multirun. Before any training every job's config is checked and the parent MLflow run is
-created; each job is a nested child run; at the end a table and the exit code tell how it went."""
+"""The sweep: `python -m harness STUDY [--jobs N] [--force 1] [--launcher L] [overrides]` runs
+experiments/STUDY.yaml as a Hydra multirun. Before any training every job's config is checked,
+stale runs are closed and the parent MLflow run is created; each job is a nested child run; at
+the end a table and the exit code tell how it went."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import sys
@@ -110,17 +112,24 @@ class SweepCallback(Callback):
         study = config.study
         try:
             uri = tracking.connect(config.tracking.uri)
-            command = " ".join(["make sweep", f"STUDY={study}"] + [shlex.quote(o) for o in config.hydra.overrides.task])
+            tracking.check_reachable(uri)
+            tracking.experiment_id(study, uri)  # created once, before any parallel job
+            tracking.use_wal(uri)
+            stale = tracking.close_stale_runs(uri, study)
+            done = set() if config.force else tracking.finished_keys(uri, study) & keys
+            overrides = [shlex.quote(o) for o in config.hydra.overrides.task]
+            command = " ".join(["make sweep", f"STUDY={study}", *overrides])
             parent = tracking.start_parent(study, uri, jobs=len(jobs), command=command)
         except tracking.TrackingError as error:
             fail(str(error))
         os.environ[PARENT_ENV] = parent
         os.environ[TOTAL_ENV] = str(len(jobs))
         os.environ[START_ENV] = str(time.time())
-        self.uri, self.parent, self.total = uri, parent, len(jobs)
+        self.uri, self.parent, self.total, self.skipped = uri, parent, len(jobs), len(done)
         print(
-            f"sweep {study}: {len(jobs)} jobs ({len(keys)} distinct), store {uri}, "
-            f"parent run {parent}",
+            f"sweep {study}: {len(jobs)} jobs, {len(done)} already finished (skipped"
+            f"{'' if config.force else '; FORCE=1 re-runs them'}), store {uri}, parent run {parent}"
+            + (f"; marked {stale} stale RUNNING runs KILLED" if stale else ""),
             flush=True,
         )
 
@@ -135,29 +144,31 @@ class SweepCallback(Callback):
             status = run.info.status.lower()
             counts[status] = counts.get(status, 0) + 1
             accuracy = run.data.metrics.get("test_accuracy")
-            rows.append(
-                f"  {run.data.params.get('cell', '?'):<10} units={run.data.params.get('units', '?'):>4} "
-                f"seed={run.data.params.get('seed', '?'):>2}  {status:<8} "
-                + (f"test_accuracy {accuracy:.4f}" if accuracy is not None else run.data.tags.get("error", ""))
+            outcome = (
+                f"test_accuracy {accuracy:.4f}"
+                if accuracy is not None
+                else run.data.tags.get("error", "")
             )
-        missing = self.total - len(runs)
+            rows.append(f"  {status:<8}  {run.info.run_name:<40} {outcome}")
+        missing = self.total - self.skipped - len(runs)
         if counts["failed"]:
             status = "FAILED"
         elif missing or counts["killed"] or counts["running"]:
             status = "KILLED"
         else:
             status = "FINISHED"
-        tracking.finish_parent(self.uri, self.parent, status, counts)
+        tracking.finish_parent(self.uri, self.parent, status, {**counts, "skipped": self.skipped})
         elapsed = time.time() - float(os.environ.get(START_ENV, time.time()))
         print(f"\nsweep {study}: {status.lower()} in {elapsed / 60:.1f} min — "
-              f"{counts['finished']} finished, {counts['failed']} failed, {missing} not run", flush=True)
+              f"{counts['finished']} finished, {counts['failed']} failed, {self.skipped} skipped, "
+              f"{missing} not run", flush=True)
         print("\n".join(rows), flush=True)
         print(f"browse: make ui   (parent run {self.parent})", flush=True)
         if status != "FINISHED":
             sys.exit(1)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
 def job(cfg: DictConfig) -> str:
     """One Hydra job = one child run. A failure is recorded and the sweep goes on."""
     from harness import runner, tracking
@@ -168,11 +179,19 @@ def job(cfg: DictConfig) -> str:
     parent = os.environ[PARENT_ENV]
     number = HydraConfig.get().job.num + 1
     total = int(os.environ.get(TOTAL_ENV, number))
-    label = f"{config['model']['cell']} units={config['model']['units']} seed={config['seed']}"
+    swept = [o for o in HydraConfig.get().overrides.task if o.split("=")[0] not in ("jobs", "force")]
+    label = " ".join(swept) or f"{config['model']['cell']} units={config['model']['units']}"
+    key = run_key(config)
+    if not config["force"]:
+        previous = tracking.finished_run(uri, study, key)
+        if previous:
+            print(f"[{number}/{total}] {label}: skipped, finished as run {previous}", flush=True)
+            return "skipped"
+    runner.configure_threads(config["jobs"])
     started = time.perf_counter()
     try:
         with tracking.child_run(
-            uri, study, parent, run_name=label.replace(" ", "_"), tags={"run_key": run_key(config)}
+            uri, study, parent, run_name=label, tags={"run_key": key}
         ):
             splits = runner.splits_for(config)
             params = runner.job_params(config, splits)
@@ -193,15 +212,37 @@ def job(cfg: DictConfig) -> str:
     return "finished"
 
 
+LAUNCHERS = ("", "local", "slurm")
+
+
+def launcher_overrides(jobs: str, force: str, launcher: str) -> list[str]:
+    """Turn the Makefile's JOBS, FORCE and LAUNCHER into Hydra overrides (one-line errors)."""
+    if not jobs.isdigit() or int(jobs) < 1:
+        fail(f"JOBS: {jobs!r} is not allowed; use a whole number ≥ 1")
+    if force not in ("", "0", "1"):
+        fail(f"FORCE: {force!r} is not allowed; use FORCE=1 (or leave it unset)")
+    if launcher not in LAUNCHERS:
+        fail(f"LAUNCHER: {launcher!r} is unknown; allowed: local, slurm (or unset for this process)")
+    overrides = [f"jobs={int(jobs)}", f"force={'true' if force == '1' else 'false'}"]
+    if launcher:
+        # Hydra's sweeper hands the launcher batches of JOBS jobs: that is the parallelism.
+        overrides += [f"hydra/launcher={launcher}", f"hydra.sweeper.max_batch_size={int(jobs)}"]
+    elif int(jobs) > 1:
+        overrides += ["hydra/launcher=parallel"]
+    return overrides
+
+
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-"):
-        fail(f"usage: python -m harness.sweep STUDY [overrides]; studies: {', '.join(choices(EXPERIMENTS))}")
-    study, overrides = argv[0], argv[1:]
-    check_names(study, overrides)
-    sys.argv = [sys.argv[0], "--config-dir", str(EXPERIMENTS), "--config-name", study, *overrides]
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
+    parser.add_argument("study", nargs="?", help="a file name in experiments/")
+    parser.add_argument("--jobs", default="1")
+    parser.add_argument("--force", default="")
+    parser.add_argument("--launcher", default="")
+    known, overrides = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if known.study is None:
+        fail(f"STUDY: missing; allowed: {', '.join(choices(EXPERIMENTS))}")
+    check_names(known.study, overrides)
+    overrides = launcher_overrides(known.jobs, known.force, known.launcher) + overrides
+    sys.argv = [sys.argv[0], "--config-dir", str(EXPERIMENTS), "--config-name", known.study]
+    sys.argv += overrides
     job()
-
-
-if __name__ == "__main__":
-    main()

@@ -4,6 +4,9 @@ the sweep's parent run and each job's child run."""
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
+import sqlite3
 import traceback
 from pathlib import Path
 
@@ -43,6 +46,86 @@ def connect(uri: str | None) -> str:
     return uri
 
 
+def check_reachable(uri: str) -> None:
+    """A tracking server must answer now, not after MLflow's minutes of retries."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+    except Exception as error:
+        raise TrackingError(
+            f"MLFLOW_TRACKING_URI: the tracking server {uri} does not answer "
+            f"({type(error).__name__}); start it with `make server` or fix the URI"
+        ) from None
+
+
+def use_wal(uri: str) -> None:
+    """Write-ahead logging lets parallel jobs write while others read; MLflow itself sets a
+    20 s busy timeout on every session. The mode is stored in the database file."""
+    if uri.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(uri[len("sqlite:///") :], timeout=30)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+
+
+def process_tags() -> dict:
+    return {"host": socket.gethostname(), "pid": str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def close_stale_runs(uri: str, study: str) -> int:
+    """Mark KILLED the RUNNING runs of this study whose process on this host is gone (a sweep
+    killed with -9, a crashed worker). Runs from other hosts are left alone. Returns how many."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(study)
+    if experiment is None:
+        return 0
+    stale = [
+        run
+        for run in client.search_runs(
+            [experiment.experiment_id], "attributes.status = 'RUNNING'", max_results=50000
+        )
+        if run.data.tags.get("host") == socket.gethostname()
+        and int(run.data.tags.get("pid", "0")) > 0
+        and not _alive(int(run.data.tags["pid"]))
+    ]
+    for run in stale:
+        client.set_tag(run.info.run_id, "error", "process gone: the sweep was killed")
+        client.set_terminated(run.info.run_id, "KILLED")
+    return len(stale)
+
+
+def finished_run(uri: str, study: str, key: str) -> str | None:
+    """The id of a FINISHED child run of the study with this run_key, if any."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(study)
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.run_key = '{key}' and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def finished_keys(uri: str, study: str) -> set[str]:
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(study)
+    runs = client.search_runs(
+        [experiment.experiment_id], "attributes.status = 'FINISHED'", max_results=50000
+    )
+    return {run.data.tags["run_key"] for run in runs if "run_key" in run.data.tags}
+
+
 def experiment_id(study: str, uri: str) -> str:
     """The study's experiment, created on first use with artifacts beside a SQLite store."""
     client = MlflowClient(uri)
@@ -64,7 +147,7 @@ def start_parent(study: str, uri: str, *, jobs: int, command: str) -> str:
     run = client.create_run(
         experiment_id(study, uri),
         run_name=f"{study} sweep",
-        tags={"study": study, "sweep": "parent", "command": command},
+        tags={"study": study, "sweep": "parent", "command": command, **process_tags()},
     )
     client.log_param(run.info.run_id, "jobs", jobs)
     return run.info.run_id
@@ -96,7 +179,7 @@ def child_run(uri: str, study: str, parent_id: str, *, run_name: str, tags: dict
         experiment_id=experiment_id(study, uri),
         run_name=run_name,
         parent_run_id=parent_id,
-        tags={"study": study, **tags},
+        tags={"study": study, **process_tags(), **tags},
     )
     try:
         yield run

@@ -44,7 +44,7 @@ def test_one_parent_with_finished_children(smoke):
     }
     assert len({r.data.tags["run_key"] for r in children}) == 4
     assert all(r.data.tags["study"] == "smoke" for r in runs)
-    assert "[4/4] lstm units=16 seed=1" in result.stdout  # progress, one line per job
+    assert "[4/4] model.units=16 seed=1: test_accuracy" in result.stdout  # progress, one line per job
 
 
 def test_params_metrics_and_curves(smoke):

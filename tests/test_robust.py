@@ -1,0 +1,176 @@
+"""Sweeps that survive: skip finished runs, resume after kill -9, isolate a failing job, run in
+parallel on one SQLite store, log through a tracking server, launch through submitit. Real
+processes, real SQLite, tiny data."""
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import ROOT, run_sweep
+
+TINY = ["data.train_size=300", "data.val_size=100", "train.epochs=1"]
+
+
+def children(uri: str, study: str = "smoke"):
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(study)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def finished_count(store) -> int:
+    if not store.exists():
+        return 0
+    try:
+        with sqlite3.connect(store, timeout=1) as db:
+            return db.execute(
+                "select count(*) from runs r join tags t on r.run_uuid = t.run_uuid "
+                "where t.key = 'run_key' and r.status = 'FINISHED'"
+            ).fetchone()[0]
+    except sqlite3.OperationalError:  # tables not created yet
+        return 0
+
+
+def test_kill_then_resume(store):
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{store}")
+    command = [sys.executable, "-m", "harness", "smoke", "model.units=2,3,4", "seed=0", *TINY,
+               f"hydra.sweep.dir={store.parent}/hydra"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while finished_count(store) < 1:
+        assert process.poll() is None, "the sweep ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    first = {r.info.run_id for r in children(f"sqlite:///{store}") if r.info.status == "FINISHED"}
+    assert 1 <= len(first) < 3
+
+    result = run_sweep("smoke", "model.units=2,3,4", "seed=0", *TINY, store=store)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("skipped, finished as run") == len(first)
+    runs = children(f"sqlite:///{store}")
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    per_key = Counter(r.data.tags["run_key"] for r in finished)
+    assert len(per_key) == 3 and set(per_key.values()) == {1}  # exactly one FINISHED per key
+    assert first <= {r.info.run_id for r in finished}  # finished jobs were not retrained
+    # The job killed midway (if it had started its run) never shows as FINISHED.
+    assert all(r.info.status in ("FINISHED", "KILLED") for r in runs)
+
+    forced = run_sweep("smoke", "model.units=2", "seed=0", *TINY, "force=true", store=store)
+    assert forced.returncode == 0 and "1 finished, 0 failed, 0 skipped" in forced.stdout
+
+
+def test_failing_job_is_isolated(store):
+    # A learning rate of 1e38 overflows Adam's first step: the loss is inf, the job fails.
+    result = run_sweep("smoke", "model.units=4", "seed=0",
+                       "train.learning_rate=0.01,0.02,1e38", *TINY, store=store)
+    assert result.returncode != 0
+    assert "2 finished, 1 failed" in result.stdout
+    runs = children(f"sqlite:///{store}")
+    status = Counter(r.info.status for r in runs)
+    assert status == {"FINISHED": 2, "FAILED": 1}
+    failed = next(r for r in runs if r.info.status == "FAILED")
+    assert "training loss became inf" in failed.data.tags["error"]
+    assert failed.data.params["learning_rate"] == "1e+38"
+    client = MlflowClient(f"sqlite:///{store}")
+    assert "traceback.txt" in [a.path for a in client.list_artifacts(failed.info.run_id)]
+
+
+def test_four_parallel_jobs_on_sqlite(store):
+    result = run_sweep("smoke", "model.units=2,3,4,5", "seed=0", *TINY, "jobs=4",
+                       "hydra/launcher=parallel", store=store)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "database is locked" not in result.stdout + result.stderr
+    runs = children(f"sqlite:///{store}")
+    assert sorted(int(r.data.params["units"]) for r in runs) == [2, 3, 4, 5]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert len({r.data.tags["pid"] for r in runs}) > 1  # really in several processes
+    client = MlflowClient(f"sqlite:///{store}")
+    assert len([e for e in client.search_experiments() if e.name == "smoke"]) == 1
+
+
+def test_submitit_local_launcher_with_resume(store):
+    args = ["model.units=2,3", "seed=0", *TINY]
+    make = ["make", "-s", "sweep", "STUDY=smoke", "LAUNCHER=local", "JOBS=2",
+            f"ARGS={' '.join(args)} hydra.sweep.dir={store.parent}/hydra"]
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{store}")
+    first = subprocess.run(make, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    runs = children(f"sqlite:///{store}")
+    assert sorted(int(r.data.params["units"]) for r in runs) == [2, 3]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    again = subprocess.run(make, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "0 finished, 0 failed, 2 skipped" in again.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_sweep_through_tracking_server(tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        ["make", "-s", "server", f"PORT={port}", f"SERVER_DIR={tmp_path}/server"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        import requests
+
+        deadline = time.time() + 120
+        while True:
+            try:
+                if requests.get(f"{uri}/health", timeout=2).ok:
+                    break
+            except requests.RequestException:  # not up yet
+                pass
+            assert time.time() < deadline, "the tracking server did not start"
+            time.sleep(0.5)
+        env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
+        result = subprocess.run(
+            [sys.executable, "-m", "harness", "smoke", "model.units=2", "seed=0", *TINY,
+             f"hydra.sweep.dir={tmp_path}/hydra"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        runs = children(uri)
+        assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+        assert (tmp_path / "server" / "mlflow.db").exists()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_unreachable_tracking_server_fails_fast(store):
+    port = free_port()  # nothing listens there
+    result = run_sweep("smoke", store=store,
+                       extra_env={"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"})
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith("error: MLFLOW_TRACKING_URI:")
+    assert "Epoch" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "variable,value",
+    [("JOBS", "0"), ("JOBS", "two"), ("FORCE", "yes"), ("LAUNCHER", "kubernetes"),
+     ("PORT", "http"), ("PORT", "70000")],
+)
+def test_bad_make_variables(variable, value):
+    target = "server" if variable == "PORT" else "sweep"
+    result = subprocess.run(["make", "-s", target, "STUDY=smoke", f"{variable}={value}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {variable}:"), result.stderr
