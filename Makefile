@@ -14,7 +14,9 @@ PORT ?= 5001
 SERVER_DIR ?= results/server
 STORE := sqlite:///results/mlflow.db
 
-.PHONY: help install sweep ui server test clean
+TARGET ?= 0.9
+
+.PHONY: help install sweep report explain ui server test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +35,12 @@ install: $(STAMP)  ## create .venv and install the pinned dependencies
 
 sweep: $(STAMP)  ## run a study: make sweep [STUDY=units_mnist] [ARGS='model.units=8,16'] [JOBS=n] [FORCE=1] [LAUNCHER=local|slurm]
 	$(PY) -m harness $(STUDY) --jobs='$(JOBS)' --force='$(FORCE)' --launcher='$(LAUNCHER)' $(ARGS)
+
+report: $(STAMP)  ## summarise a study into results/STUDY/ (summary.csv, plots, report.md) [TARGET=0.9]
+	$(PY) -m harness.report $(STUDY) --target='$(TARGET)'
+
+explain: $(STAMP)  ## weight shapes and parameter accounting: make explain ARGS='data=motifs model.units=64'
+	$(PY) -m harness.explain $(ARGS)
 
 ui: $(STAMP)  ## MLflow UI over results/mlflow.db at http://127.0.0.1:5000 (UI_PORT=...)
 	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(STORE)} --host 127.0.0.1 --port $(UI_PORT)

@@ -308,6 +308,15 @@ def motifs_splits(
 DATASETS = {"mnist": mnist_splits, "motifs": motifs_splits}
 
 
+def sequence_shape(name: str, settings: dict) -> tuple[int, int, int]:
+    """(timesteps, input_dim, num_classes) the named dataset yields, without loading it."""
+    check_settings(name, settings)
+    if name == "mnist":
+        timesteps = settings.get("timesteps", 28)
+        return timesteps, MNIST_PIXELS // timesteps, MNIST_CLASSES
+    return settings.get("timesteps", 820), settings.get("features", 12), 2
+
+
 def check_settings(name: str, settings: dict) -> None:
     """Raise DataError for a setting the named dataset cannot honour, without loading any data."""
     if name not in DATASETS:

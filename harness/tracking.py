@@ -210,3 +210,27 @@ def log_result(metrics: dict, tags: dict) -> None:
 def epoch_logger():
     """Keras callback logging loss, accuracy, val_loss, val_accuracy at step = epoch (0-based)."""
     return mlflow.keras.MlflowCallback(log_every_epoch=True)
+
+
+def study_runs(uri: str, study: str):
+    """All runs of the study as MLflow's pandas DataFrame, or None if there is no experiment."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(study)
+    if experiment is None:
+        return None
+    return mlflow.search_runs([experiment.experiment_id], max_results=100000)
+
+
+def latest_parent(runs) -> str | None:
+    """The newest sweep parent run in a `study_runs` frame."""
+    if runs is None or runs.empty or "tags.sweep" not in runs:
+        return None
+    parents = runs[runs["tags.sweep"] == "parent"].sort_values("start_time")
+    return parents["run_id"].iloc[-1] if len(parents) else None
+
+
+def log_report(uri: str, parent_id: str, paths: list) -> None:
+    """Attach the report files to the parent run, under `report/`."""
+    client = MlflowClient(uri)
+    for path in paths:
+        client.log_artifact(parent_id, str(path), "report")

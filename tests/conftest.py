@@ -31,3 +31,30 @@ def run_sweep(study: str, *overrides: str, store: Path, timeout: int = 600, extr
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     return tmp_path / "mlflow.db"
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """One real `smoke` sweep per test session: (completed process, client, runs, store)."""
+    from mlflow.tracking import MlflowClient
+
+    store = tmp_path_factory.mktemp("smoke") / "mlflow.db"
+    result = run_sweep("smoke", store=store)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("smoke")
+    return result, client, client.search_runs([experiment.experiment_id]), store
+
+
+@pytest.fixture(scope="session")
+def smoke_report(smoke, tmp_path_factory):
+    """`python -m harness.report smoke` over the session's smoke store: (folder, client, result)."""
+    _, client, _, store = smoke
+    out = tmp_path_factory.mktemp("report")
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{store}")
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.report", "smoke", "--out", str(out), "--target", "0.4"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out / "smoke", client, result

@@ -3,10 +3,8 @@ what MLflow holds."""
 
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
 
 from harness.models import param_count
-from tests.conftest import run_sweep
 
 PARAMS = {
     "units", "cell", "dataset", "timesteps", "input_dim", "num_classes", "batch_size",
@@ -21,18 +19,8 @@ METRICS = UNIT_METRICS | {
 }
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    store = tmp_path_factory.mktemp("smoke") / "mlflow.db"
-    result = run_sweep("smoke", store=store)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    client = MlflowClient(f"sqlite:///{store}")
-    experiment = client.get_experiment_by_name("smoke")
-    return result, client, client.search_runs([experiment.experiment_id])
-
-
 def test_one_parent_with_finished_children(smoke):
-    result, client, runs = smoke
+    result, client, runs, _ = smoke
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -48,7 +36,7 @@ def test_one_parent_with_finished_children(smoke):
 
 
 def test_params_metrics_and_curves(smoke):
-    _, client, runs = smoke
+    _, client, runs, _ = smoke
     for run in (r for r in runs if "mlflow.parentRunId" in r.data.tags):
         params, metrics = run.data.params, run.data.metrics
         assert PARAMS <= set(params)
@@ -71,6 +59,6 @@ def test_params_metrics_and_curves(smoke):
 
 def test_models_learn(smoke):
     # 2000 real images and two epochs are enough to beat chance (10%) clearly at 16 units.
-    _, _, runs = smoke
+    _, _, runs, _ = smoke
     sixteen = [r.data.metrics["test_accuracy"] for r in runs if r.data.params.get("units") == "16"]
     assert min(sixteen) > 0.3
