@@ -15,8 +15,9 @@ SERVER_DIR ?= results/server
 STORE := sqlite:///results/mlflow.db
 
 TARGET ?= 0.9
+BENCH_GRID ?= default
 
-.PHONY: help install sweep report explain ui server test clean
+.PHONY: help install sweep report explain ui server test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,6 +56,9 @@ server: $(STAMP)  ## MLflow tracking server on 127.0.0.1:PORT (default 5001), st
 
 test: $(STAMP)  ## the whole test suite (installs first on a fresh clone)
 	$(PY) -m pytest -q
+
+bench: $(STAMP)  ## the harness against the naive Keras way -> results/bench/ [BENCH_GRID=default|full] [JOBS=n]
+	$(PY) -m harness.bench --grid='$(BENCH_GRID)' $(if $(filter command line,$(origin JOBS)),--jobs='$(JOBS)')
 
 clean:  ## remove Hydra's output folders (keeps the database and reports)
 	rm -rf results/hydra

@@ -17,9 +17,13 @@ class ConfigError(ValueError):
     """A setting no job can run with; the message is one line naming the key and what is allowed."""
 
 
-def run_key(config: dict) -> str:
-    """Stable hash of the result-affecting part of a job's config (data, model, train, seed)."""
+def run_key(config: dict, pack: list[int] | None = None) -> str:
+    """Stable hash of the result-affecting part of a job's config (data, model, train, seed).
+    A seed trained packed with others (harness/packing.py) shares their batch order, so the
+    pack is part of its key."""
     affecting = {section: config[section] for section in RESULT_AFFECTING}
+    if pack:
+        affecting["pack"] = sorted(pack)
     text = json.dumps(affecting, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -53,5 +57,18 @@ def check_config(config: dict) -> None:
     seed = config["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed: {seed!r} is not allowed; use an integer ≥ 0")
+    seeds = config.get("seeds")
+    if seeds is not None and (
+        not isinstance(seeds, list)
+        or not seeds
+        or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
+        raise ConfigError(
+            f"seeds: {seeds!r} is not allowed; use a list of distinct integers ≥ 0, or null"
+        )
+    pack_max = config.get("pack_max_units", 0)
+    if isinstance(pack_max, bool) or not isinstance(pack_max, int) or pack_max < 0:
+        raise ConfigError(f"pack_max_units: {pack_max!r} is not allowed; use an integer ≥ 0")
     if config["device"] not in DEVICES:
         raise ConfigError(f"device: {config['device']!r} is unknown; allowed: {', '.join(DEVICES)}")

@@ -17,7 +17,8 @@ from scipy import stats
 
 # One configuration = these columns; a row of summary.csv per configuration.
 CONFIG_COLUMNS = [
-    "units", "cell", "dataset", "batch_size", "timesteps", "train_size", "label_noise",
+    "units", "cell", "dataset", "batch_size", "timesteps", "train_size", "label_noise", "epochs",
+    "learning_rate",
 ]
 NUMERIC_PARAMS = [
     "units", "batch_size", "timesteps", "input_dim", "num_classes", "epochs", "learning_rate",
@@ -31,7 +32,8 @@ CONFIDENCE = 0.95
 
 def runs_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (configuration, seed) from `mlflow.search_runs` output: child runs only,
-    params as numbers, and where a run_key ran more than once the newest FINISHED run counts.
+    params as numbers, and where a configuration and seed ran more than once (re-run with
+    FORCE=1, or once packed and once alone) the newest FINISHED run counts.
     Columns are the bare names (`units`, `test_accuracy`, ...) plus run_id, status, run_key."""
     if runs.empty:
         return pd.DataFrame()
@@ -54,7 +56,9 @@ def runs_frame(runs: pd.DataFrame) -> pd.DataFrame:
         if name in frame:
             frame[name] = pd.to_numeric(frame[name], errors="coerce")
     finished = frame[frame["status"] == "FINISHED"].sort_values("start_time")
-    newest = finished.drop_duplicates("run_key", keep="last")
+    identity = [name for name in (*CONFIG_COLUMNS, "input_dim", "num_classes", "seed")
+                if name in finished]
+    newest = finished.drop_duplicates(identity or ["run_key"], keep="last")
     return newest.reset_index(drop=True)
 
 
@@ -102,6 +106,27 @@ def non_monotone(summary: pd.DataFrame, target: float, column: str) -> list[int]
         return []
     above = summary[(summary["units"] > smallest) & (summary[column] < target)]
     return sorted(int(u) for u in above["units"])
+
+
+def memorization(frame: pd.DataFrame, threshold: float = 0.99) -> pd.DataFrame:
+    """For runs on fully random labels (label_noise = 1): per size, the largest training set
+    fitted to ≥ `threshold` accuracy on its own random labels (mean over seeds), and what that
+    stores: N·log2(classes) bits over the parameter count (Collins et al. 2017: about 5)."""
+    random = frame[(frame.get("label_noise") == 1.0) & frame.get("fit_accuracy").notna()]
+    if random.empty:
+        return pd.DataFrame()
+    rows = []
+    for (units, params), group in random.groupby(["units", "param_count"]):
+        fits = group.groupby("train_size")["fit_accuracy"].mean()
+        fitted = fits[fits >= threshold]
+        largest = int(fitted.index.max()) if len(fitted) else 0
+        classes = int(group["num_classes"].iloc[0])
+        rows.append({
+            "units": int(units), "param_count": int(params), "largest_fitted": largest,
+            "tried": ", ".join(str(int(n)) for n in fits.index),
+            "bits_per_param": largest * np.log2(classes) / params,
+        })
+    return pd.DataFrame(rows)
 
 
 def swept_factors(summary: pd.DataFrame) -> list[str]:
@@ -307,8 +332,31 @@ def write_report(
         + ").",
         "",
     ]
+    memorised = memorization(frame)
+    if len(memorised):
+        files["memorization"] = out / "memorization.csv"
+        memorised.to_csv(files["memorization"], index=False, float_format="%.4g")
+        text[-2:-2] = [
+            "## Memorisation of random labels",
+            "",
+            "Largest training set fitted to ≥ 99% of its random labels, per size, in bits per "
+            "parameter (Collins et al. 2017 report about 5 bits per parameter for trained RNNs; "
+            "a lower bound here, limited by the sizes tried and the training budget):",
+            "",
+            _markdown(memorised),
+            "",
+        ]
     files["report"].write_text("\n".join(text))
     return files
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    def cell(value) -> str:
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:

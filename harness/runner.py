@@ -12,7 +12,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from harness import data, models  # noqa: E402
+from harness import data, models, packing  # noqa: E402
 from harness.config import ConfigError, check_config  # noqa: E402
 
 def gpu_names() -> list[str]:
@@ -68,9 +68,8 @@ def job_params(config: dict, splits: data.Splits) -> dict:
     }
 
 
-def scores(model, x: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) of a softmax model on (x, y)."""
-    probabilities = model.predict(x, batch_size=batch_size, verbose=0)
+def scores(probabilities: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of softmax outputs against labels."""
     picked = probabilities[np.arange(len(y)), y.astype(np.int64)]
     # Keras clips probabilities to its epsilon (1e-7) in the cross-entropy; do the same.
     loss = float(-np.log(np.clip(picked, 1e-7, 1.0)).mean())
@@ -90,6 +89,44 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.times.append(time.perf_counter() - self._start)
+
+
+def _check_finite(history: dict) -> None:
+    losses = np.asarray(history["loss"], dtype=float)
+    if not np.all(np.isfinite(losses)):
+        raise FloatingPointError(
+            f"training loss became {losses[~np.isfinite(losses)][0]} in epoch "
+            f"{len(losses) - 1}; lower train.learning_rate"
+        )
+
+
+def final_metrics(config, splits, history, test_probabilities, train_probabilities, *,
+                  train_time: float, epoch_time: float) -> dict:
+    """The run's closing metrics, named as in CONTRACT.md. Times are this run's share."""
+    test_accuracy, test_loss = scores(test_probabilities, splits.y_test)
+    train_accuracy, train_loss = scores(train_probabilities, splits.y_train_clean)
+    fit_accuracy, _ = scores(train_probabilities, splits.y_train)
+    best_epoch = int(np.argmax(history["val_accuracy"]))  # 0-based, as Keras counts epochs
+    return {
+        "param_count": models.param_count(
+            config["model"]["cell"], config["model"]["units"], splits.input_dim,
+            splits.num_classes,
+        ),
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
+        "train_accuracy": train_accuracy,
+        "train_loss": train_loss,
+        "fit_accuracy": fit_accuracy,  # on the (possibly noisy) labels it was trained on
+        "generalization_gap": train_accuracy - test_accuracy,
+        "best_val_accuracy": float(history["val_accuracy"][best_epoch]),
+        "best_epoch": best_epoch,
+        "train_time_s": train_time,
+        "epoch_time_s": epoch_time,
+        "samples_per_s": len(splits.y_train) * config["train"]["epochs"] / train_time,
+    }
+
+
+PREDICT_BATCH = 1024
 
 
 def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict:
@@ -131,35 +168,78 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
             verbose=2,
         ).history
         train_time = time.perf_counter() - started
-        losses = np.asarray(history["loss"], dtype=float)
-        if not np.all(np.isfinite(losses)):
-            raise FloatingPointError(
-                f"training loss became {losses[~np.isfinite(losses)][0]} in epoch "
-                f"{len(losses) - 1}; lower train.learning_rate"
-            )
-        test_accuracy, test_loss = scores(model, splits.x_test, splits.y_test)
-        train_accuracy, train_loss = scores(model, splits.x_train, splits.y_train_clean)
-        fit_accuracy, _ = scores(model, splits.x_train, splits.y_train)
-    best_epoch = int(np.argmax(history["val_accuracy"]))  # 0-based, as Keras counts epochs
-    metrics = {
-        "param_count": models.param_count(
-            model_config["cell"], model_config["units"], splits.input_dim, splits.num_classes
-        ),
-        "test_accuracy": test_accuracy,
-        "test_loss": test_loss,
-        "train_accuracy": train_accuracy,
-        "train_loss": train_loss,
-        "fit_accuracy": fit_accuracy,  # on the (possibly noisy) labels it was trained on
-        "generalization_gap": train_accuracy - test_accuracy,
-        "best_val_accuracy": float(history["val_accuracy"][best_epoch]),
-        "best_epoch": best_epoch,
-        "train_time_s": train_time,
-        "epoch_time_s": float(np.mean(timer.times)),
-        "samples_per_s": len(splits.y_train) * train_config["epochs"] / train_time,
-    }
+        _check_finite(history)
+        test_probabilities = model.predict(splits.x_test, batch_size=PREDICT_BATCH, verbose=0)
+        train_probabilities = model.predict(splits.x_train, batch_size=PREDICT_BATCH, verbose=0)
+    metrics = final_metrics(
+        config, splits, history, test_probabilities, train_probabilities,
+        train_time=train_time, epoch_time=float(np.mean(timer.times)),
+    )
     if metrics["param_count"] != model.count_params():
         raise AssertionError(
             f"closed-form param_count {metrics['param_count']} != Keras {model.count_params()}"
         )
     device_name = gpu_names()[0] if device.startswith("/GPU") else "cpu"
     return {"params": params, "metrics": metrics, "history": history, "device": device_name}
+
+
+def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = None) -> list[dict]:
+    """Train one model per seed, packed into one wider layer (harness/packing.py), on one batch
+    order (drawn from the first seed). Returns one result per seed, as `train` does; times are
+    each member's share of the packed training."""
+    check_config(config)
+    device = select_device(config["device"])
+    keras.backend.clear_session()
+    splits = splits if splits is not None else splits_for(config)
+    model_config, train_config = config["model"], config["train"]
+    members = len(seeds)
+    with keras.device(device):
+        model = packing.build_packed(
+            cell=model_config["cell"], units=model_config["units"], seeds=seeds,
+            timesteps=splits.timesteps, input_dim=splits.input_dim,
+            num_classes=splits.num_classes,
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(train_config["learning_rate"]),
+            loss=["sparse_categorical_crossentropy"] * members,
+            metrics=[["accuracy"]] * members,
+        )
+        keras.utils.set_random_seed(seeds[0])  # the members' shared batch order
+        timer = EpochTimer()
+        started = time.perf_counter()
+        history = model.fit(
+            splits.x_train,
+            [splits.y_train] * members,
+            batch_size=train_config["batch_size"],
+            epochs=train_config["epochs"],
+            validation_data=(splits.x_val, [splits.y_val] * members),
+            callbacks=[timer, keras.callbacks.TerminateOnNaN()],
+            verbose=2,
+        ).history
+        train_time = time.perf_counter() - started
+        _check_finite(history)
+        test_outputs = model.predict(splits.x_test, batch_size=PREDICT_BATCH, verbose=0)
+        train_outputs = model.predict(splits.x_train, batch_size=PREDICT_BATCH, verbose=0)
+    device_name = gpu_names()[0] if device.startswith("/GPU") else "cpu"
+    results = []
+    for member, seed in enumerate(seeds):
+        own = f"member_{member}"
+        member_history = {
+            "loss": history[f"{own}_loss"],
+            "accuracy": history[f"{own}_accuracy"],
+            "val_loss": history[f"val_{own}_loss"],
+            "val_accuracy": history[f"val_{own}_accuracy"],
+        }
+        member_config = {**config, "seed": seed}
+        metrics = final_metrics(
+            member_config, splits, member_history, test_outputs[member], train_outputs[member],
+            train_time=train_time / members, epoch_time=float(np.mean(timer.times)) / members,
+        )
+        results.append({
+            "params": job_params(member_config, splits),
+            "metrics": metrics,
+            "history": member_history,
+            "device": device_name,
+            "packed": {"seeds": seeds, "train_time_s": train_time},
+        })
+    return results

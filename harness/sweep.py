@@ -82,6 +82,19 @@ def job_config(config: DictConfig) -> dict:
     return OmegaConf.to_container(config, resolve=True)
 
 
+def packs(config: dict) -> bool:
+    """Whether a job with `seeds` trains them packed (small sizes) or one after another."""
+    return config["model"]["units"] <= config["pack_max_units"] and len(config["seeds"]) > 1
+
+
+def member_keys(config: dict) -> list[str]:
+    """The run_key of every run a job makes: one, or one per seed of `seeds`."""
+    if not config.get("seeds"):
+        return [run_key(config)]
+    pack = config["seeds"] if packs(config) else None
+    return [run_key({**config, "seed": seed}, pack) for seed in config["seeds"]]
+
+
 class SweepCallback(Callback):
     """Checks every job before any training, opens and closes the parent run."""
 
@@ -90,7 +103,7 @@ class SweepCallback(Callback):
 
         loader = GlobalHydra.instance().config_loader()
         jobs = job_overrides(config)
-        keys = set()
+        keys, runs = set(), []
         for overrides in jobs:
             try:
                 composed = loader.load_sweep_config(config, list(overrides))
@@ -101,7 +114,8 @@ class SweepCallback(Callback):
                 fail(str(error))
             except Exception as error:  # composition: unknown key or group option
                 fail(f"ARGS {' '.join(overrides)}: {str(error).splitlines()[0]}")
-            keys.add(run_key(job))
+            keys.update(member_keys(job))
+            runs += member_keys(job)
             if job["device"] == "gpu":
                 from harness.runner import select_device
 
@@ -116,7 +130,7 @@ class SweepCallback(Callback):
             tracking.experiment_id(study, uri)  # created once, before any parallel job
             tracking.use_wal(uri)
             stale = tracking.close_stale_runs(uri, study)
-            done = set() if config.force else tracking.finished_keys(uri, study) & keys
+            finished = set() if config.force else tracking.finished_keys(uri, study) & keys
             overrides = [shlex.quote(o) for o in config.hydra.overrides.task]
             command = " ".join(["make sweep", f"STUDY={study}", *overrides])
             parent = tracking.start_parent(study, uri, jobs=len(jobs), command=command)
@@ -125,9 +139,10 @@ class SweepCallback(Callback):
         os.environ[PARENT_ENV] = parent
         os.environ[TOTAL_ENV] = str(len(jobs))
         os.environ[START_ENV] = str(time.time())
-        self.uri, self.parent, self.total, self.skipped = uri, parent, len(jobs), len(done)
+        skipped = sum(key in finished for key in runs)
+        self.uri, self.parent, self.total, self.skipped = uri, parent, len(runs), skipped
         print(
-            f"sweep {study}: {len(jobs)} jobs, {len(done)} already finished (skipped"
+            f"sweep {study}: {len(jobs)} jobs, {len(runs)} runs, {skipped} already finished (skipped"
             f"{'' if config.force else '; FORCE=1 re-runs them'}), store {uri}, parent run {parent}"
             + (f"; marked {stale} stale RUNNING runs KILLED" if stale else ""),
             flush=True,
@@ -168,19 +183,35 @@ class SweepCallback(Callback):
             sys.exit(1)
 
 
+def job_label(config: dict, leave_out=("jobs", "force")) -> str:
+    """The job's swept overrides, e.g. `model.units=8 seed=2`: its run name and progress label."""
+    swept = [o for o in HydraConfig.get().overrides.task if o.split("=")[0] not in leave_out]
+    return " ".join(swept) or f"{config['model']['cell']} units={config['model']['units']}"
+
+
+def progress() -> tuple[int, int]:
+    number = HydraConfig.get().job.num + 1
+    return number, int(os.environ.get(TOTAL_ENV, number))
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
 def job(cfg: DictConfig) -> str:
-    """One Hydra job = one child run. A failure is recorded and the sweep goes on."""
-    from harness import runner, tracking
+    """One Hydra job = one child run (or one per seed of `seeds`). A failure is recorded and
+    the sweep goes on."""
+    from harness import tracking
 
     config = job_config(cfg)
-    study = config["study"]
+    if config.get("seeds"):
+        return seeds_job(config)
     uri = tracking.connect(config["tracking"]["uri"])
-    parent = os.environ[PARENT_ENV]
-    number = HydraConfig.get().job.num + 1
-    total = int(os.environ.get(TOTAL_ENV, number))
-    swept = [o for o in HydraConfig.get().overrides.task if o.split("=")[0] not in ("jobs", "force")]
-    label = " ".join(swept) or f"{config['model']['cell']} units={config['model']['units']}"
+    return single_run(config, uri, os.environ[PARENT_ENV], job_label(config), *progress())
+
+
+def single_run(config: dict, uri: str, parent: str, label: str, number: int, total: int) -> str:
+    """Train one (configuration, seed) as a child run unless its run_key already finished."""
+    from harness import runner, tracking
+
+    study = config["study"]
     key = run_key(config)
     if not config["force"]:
         previous = tracking.finished_run(uri, study, key)
@@ -190,9 +221,7 @@ def job(cfg: DictConfig) -> str:
     runner.configure_threads(config["jobs"])
     started = time.perf_counter()
     try:
-        with tracking.child_run(
-            uri, study, parent, run_name=label, tags={"run_key": key}
-        ):
+        with tracking.child_run(uri, study, parent, run_name=label, tags={"run_key": key}):
             splits = runner.splits_for(config)
             params = runner.job_params(config, splits)
             tracking.log_start(params, OmegaConf.to_yaml(config))
@@ -230,6 +259,61 @@ def launcher_overrides(jobs: str, force: str, launcher: str) -> list[str]:
     elif int(jobs) > 1:
         overrides += ["hydra/launcher=parallel"]
     return overrides
+
+
+def seeds_job(config: dict) -> str:
+    """A job over `seeds`: each seed is its own child run. Sizes up to pack_max_units are
+    trained packed into one layer (harness/packing.py); larger ones one after another, exactly
+    as separate jobs would train them."""
+    from harness import runner, tracking
+
+    study = config["study"]
+    uri = tracking.connect(config["tracking"]["uri"])
+    parent = os.environ[PARENT_ENV]
+    number, total = progress()
+    label = job_label(config, ("jobs", "force", "seed", "seeds", "pack_max_units"))
+    if not packs(config):
+        outcomes = []
+        for seed in config["seeds"]:
+            member = {**config, "seeds": None, "seed": seed}
+            outcomes.append(single_run(member, uri, parent, f"{label} seed={seed}", number, total))
+        return "failed" if "failed" in outcomes else "finished"
+    seeds, keys = config["seeds"], member_keys(config)
+    if not config["force"]:
+        done = {seed for seed, key in zip(seeds, keys) if tracking.finished_run(uri, study, key)}
+        if done:
+            print(f"[{number}/{total}] {label}: seeds {sorted(done)} skipped (finished)", flush=True)
+        if len(done) == len(seeds):
+            return "skipped"
+    # The pack stays whole (its batch order and keys depend on it); finished members re-run.
+    runner.configure_threads(config["jobs"])
+    started = time.perf_counter()
+    splits = runner.splits_for(config)
+    members = [
+        {
+            "name": f"{label} seed={seed}",
+            "key": key,
+            "params": runner.job_params({**config, "seed": seed}, splits),
+            "config_yaml": OmegaConf.to_yaml({**config, "seed": seed}),
+            "packed_with": ",".join(map(str, seeds)),
+        }
+        for seed, key in zip(seeds, keys)
+    ]
+    try:
+        with tracking.member_runs(uri, study, parent, members) as run_ids:
+            results = runner.train_packed(config, seeds, splits=splits)
+            for run_id, result in zip(run_ids, results):
+                tracking.log_member(uri, run_id, result)
+    except Exception as error:
+        print(f"[{number}/{total}] {label}: FAILED — {type(error).__name__}: {error}", flush=True)
+        return "failed"
+    accuracies = ", ".join(f"{r['metrics']['test_accuracy']:.4f}" for r in results)
+    print(
+        f"[{number}/{total}] {label} seeds={seeds} packed: test_accuracy {accuracies} "
+        f"({time.perf_counter() - started:.0f} s)",
+        flush=True,
+    )
+    return "finished"
 
 
 def main(argv: list[str] | None = None) -> None:

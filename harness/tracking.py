@@ -207,6 +207,65 @@ def log_result(metrics: dict, tags: dict) -> None:
     mlflow.set_tags(tags)
 
 
+@contextlib.contextmanager
+def member_runs(uri: str, study: str, parent_id: str, members: list[dict]):
+    """Child runs for the members of one packed job (one per seed), created RUNNING with their
+    params and config before training; FINISHED, FAILED (reason and traceback) or KILLED
+    together. Each member dict has name, key, params, config_yaml, packed_with."""
+    from mlflow.entities import Param
+
+    client = MlflowClient(uri)
+    experiment = experiment_id(study, uri)
+    ids = []
+    for member in members:
+        run = client.create_run(
+            experiment,
+            run_name=member["name"],
+            tags={
+                PARENT_TAG: parent_id, "study": study, "run_key": member["key"],
+                "packed_with": member["packed_with"], **process_tags(),
+            },
+        )
+        params = [Param(key, str(value)) for key, value in member["params"].items()]
+        client.log_batch(run.info.run_id, params=params)
+        client.log_text(run.info.run_id, member["config_yaml"], "config.yaml")
+        ids.append(run.info.run_id)
+    try:
+        yield ids
+    except KeyboardInterrupt:
+        for run_id in ids:
+            client.set_terminated(run_id, "KILLED")
+        raise
+    except BaseException as error:
+        for run_id in ids:
+            client.set_tag(run_id, "error", f"{type(error).__name__}: {error}".splitlines()[0])
+            client.log_text(run_id, traceback.format_exc(), "traceback.txt")
+            client.set_terminated(run_id, "FAILED")
+        raise
+    else:
+        for run_id in ids:
+            client.set_terminated(run_id, "FINISHED")
+
+
+def log_member(uri: str, run_id: str, result: dict) -> None:
+    """A packed member's per-epoch curves (step = epoch) and final metrics."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(name, float(value), now, step)
+        for name, values in result["history"].items()
+        for step, value in enumerate(values)
+    ]
+    metrics += [Metric(name, float(value), now, 0) for name, value in result["metrics"].items()]
+    client = MlflowClient(uri)
+    client.log_batch(run_id, metrics=metrics)
+    client.set_tag(run_id, "device", result["device"])
+    client.log_metric(run_id, "pack_train_time_s", result["packed"]["train_time_s"])
+
+
 def epoch_logger():
     """Keras callback logging loss, accuracy, val_loss, val_accuracy at step = epoch (0-based)."""
     return mlflow.keras.MlflowCallback(log_every_epoch=True)

@@ -65,12 +65,26 @@ def test_runs_frame_keeps_newest_finished_per_key():
         "tags.run_key": ["k1", "k1", "k1", "k2", None],
         "tags.mlflow.parentRunId": ["p", "p", "p", "p", None],
         "params.units": ["8", "8", "8", "16", None],
+        "params.seed": ["0", "0", "0", "0", None],
         "params.label_noise": ["0.2", "0.2", "0.2", "0.0", None],
         "metrics.test_accuracy": [0.5, 0.6, np.nan, 0.9, np.nan],
     })
     frame = report.runs_frame(runs)
     assert sorted(frame["run_id"]) == ["b", "d"]  # newest FINISHED of k1; the parent dropped
     assert frame["units"].dtype.kind in "if" and frame["label_noise"].dtype.kind == "f"
+
+
+def test_memorization_bits_per_parameter():
+    frame = pd.DataFrame({
+        "units": [4] * 6, "param_count": [1000] * 6, "num_classes": [10] * 6,
+        "label_noise": [1.0] * 6, "train_size": [100, 100, 300, 300, 1000, 1000],
+        "fit_accuracy": [1.0, 0.995, 0.999, 0.985, 0.6, 0.7],
+    })
+    row = report.memorization(frame).iloc[0]
+    # 300 is fitted by one seed only (mean 0.992 ≥ 0.99 still counts); 1000 is not.
+    assert row["largest_fitted"] == 300
+    assert row["bits_per_param"] == pytest.approx(300 * np.log2(10) / 1000)
+    assert report.memorization(frame.assign(label_noise=0.0)).empty
 
 
 def test_report_files(smoke_report):

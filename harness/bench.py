@@ -1,0 +1,243 @@
+"""`make bench`: the harness against the naive Keras way on the same grid, seeds and epochs, in
+one run on one machine. Writes results/bench/bench.json and bench.md.
+
+Baseline: one fresh Python process per (units, seed) running harness/naive_keras.py, one after
+another. Ours: `python -m harness units_mnist` on the same grid into a temporary MLflow store.
+Also: the machine's matmul rate measured in the same run, analytic training FLOPs per epoch and
+the % of that bound each epoch reaches, peak RSS of each side."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GRIDS = {
+    # A reduced units_mnist: both sides finish in a few minutes on 2 cores.
+    "default": {"units": [2, 8, 32, 128], "seeds": [0, 1], "epochs": 2},
+    "full": {"units": [1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128], "seeds": [0, 1, 2, 3, 4],
+             "epochs": 10},
+}
+TRAIN, VALIDATION, TIMESTEPS, INPUTS, CLASSES = 55000, 5000, 28, 28, 10
+
+
+def training_flops_per_epoch(units: int, *, examples: int = TRAIN, timesteps: int = TIMESTEPS,
+                             inputs: int = INPUTS, classes: int = CLASSES,
+                             validation: int = VALIDATION) -> float:
+    """Matmul FLOPs of one epoch of LSTM training (elementwise work left out).
+
+    Forward, per example: each step multiplies [x_t, h_{t-1}] (inputs + units) by the four
+    gates' kernel (4·units columns): 2·4·units·(inputs + units); the head adds 2·units·classes.
+    Backward costs twice the forward (gradients for activations and for weights), so training
+    is 3× forward on the training set, plus one forward pass over the validation set.
+    """
+    forward = timesteps * 2 * 4 * units * (inputs + units) + 2 * units * classes
+    return 3 * forward * examples + forward * validation
+
+
+def matmul_rate(size: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of TensorFlow's float32 matmul on this machine, best of `repeats`."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+    (a @ b).numpy()  # warm up
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        (a @ b).numpy()
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best
+
+
+def _timed(command: list[str], env: dict) -> tuple[subprocess.CompletedProcess, float, int]:
+    """Run under GNU time: (process, wall seconds, peak RSS in MiB of it and its children)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        started = time.perf_counter()
+        process = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report.name, *command],
+                                 env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        peak_kib = int((report.read().strip().splitlines() or ["0"])[-1])
+    return process, wall, peak_kib // 1024
+
+
+def run_baseline(grid: dict, env: dict) -> dict:
+    runs, peak, started = [], 0, time.perf_counter()
+    for units in grid["units"]:
+        for seed in grid["seeds"]:
+            process, wall, rss = _timed(
+                [sys.executable, "-m", "harness.naive_keras", str(units), str(seed),
+                 str(grid["epochs"])], env)
+            if process.returncode:
+                raise RuntimeError(f"baseline units={units} seed={seed} failed:\n"
+                                   f"{process.stderr[-2000:]}")
+            result = json.loads(process.stdout.strip().splitlines()[-1])
+            result["wall_s"] = wall
+            runs.append(result)
+            peak = max(peak, rss)
+            print(f"  baseline units={units} seed={seed}: {wall:.1f} s, "
+                  f"test_accuracy {result['test_accuracy']:.4f}", flush=True)
+    return {"wall_s": time.perf_counter() - started, "peak_rss_mib": peak, "runs": runs}
+
+
+def run_ours(grid: dict, env: dict, jobs: int, workdir: Path) -> dict:
+    from mlflow.tracking import MlflowClient
+
+    store = workdir / "mlflow.db"
+    env = dict(env, MLFLOW_TRACKING_URI=f"sqlite:///{store}")
+    command = [
+        sys.executable, "-m", "harness", "units_mnist", f"--jobs={jobs}",
+        f"model.units={','.join(map(str, grid['units']))}",
+        f"seed={','.join(map(str, grid['seeds']))}", f"train.epochs={grid['epochs']}",
+        f"hydra.sweep.dir={workdir}/hydra",
+    ]
+    process, wall, rss = _timed(command, env)
+    if process.returncode:
+        raise RuntimeError(f"our sweep failed:\n{process.stdout[-2000:]}{process.stderr[-2000:]}")
+    client = MlflowClient(f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("units_mnist")
+    runs = [
+        {
+            "units": int(run.data.params["units"]), "seed": int(run.data.params["seed"]),
+            "test_accuracy": run.data.metrics["test_accuracy"],
+            "epoch_time_s": run.data.metrics["epoch_time_s"],
+            "samples_per_s": run.data.metrics["samples_per_s"],
+            "train_time_s": run.data.metrics["train_time_s"],
+        }
+        for run in client.search_runs([experiment.experiment_id], "tags.run_key != ''")
+    ]
+    return {"wall_s": wall, "peak_rss_mib": rss, "jobs": jobs, "command": " ".join(command[1:]),
+            "runs": runs}
+
+
+def per_configuration(side: dict, rate: float) -> dict:
+    """Mean over seeds per units: seconds per epoch, samples/s, test accuracy, % of bound."""
+    table = {}
+    for units in sorted({run["units"] for run in side["runs"]}):
+        runs = [run for run in side["runs"] if run["units"] == units]
+        epoch = sum(run["epoch_time_s"] for run in runs) / len(runs)
+        table[units] = {
+            "epoch_time_s": epoch,
+            "samples_per_s": sum(run["samples_per_s"] for run in runs) / len(runs),
+            "test_accuracy": sum(run["test_accuracy"] for run in runs) / len(runs),
+            "flops_per_epoch": training_flops_per_epoch(units),
+            "percent_of_bound": 100 * training_flops_per_epoch(units) / rate / epoch,
+        }
+    return table
+
+
+def markdown(result: dict) -> str:
+    baseline, ours = result["baseline"], result["ours"]
+    rate = result["matmul_gflops"]
+    lines = [
+        "# make bench: the harness against the naive Keras way",
+        "",
+        f"Measured {result['date']} on {result['machine']} ({result['cores']} cores), "
+        f"TensorFlow {result['tensorflow']}, Keras {result['keras']}; grid `{result['grid']}`: "
+        f"units {result['units']} × seeds {result['seeds']} × {result['epochs']} epochs, row "
+        "MNIST (55k train, 5k validation, 10k test), Adam 1e-3, batch 128.",
+        "",
+        "| | wall time | peak RSS |",
+        "|---|---|---|",
+        f"| baseline: one `python naive_keras.py` per job | {baseline['wall_s']:.0f} s | "
+        f"{baseline['peak_rss_mib']} MiB |",
+        f"| ours: `make sweep JOBS={ours['jobs']}` | {ours['wall_s']:.0f} s | "
+        f"{ours['peak_rss_mib']} MiB |",
+        f"| **ratio baseline / ours** | **{result['ratio']:.2f}×** | |",
+        "",
+        f"Matmul rate measured in this run: {rate:.1f} GFLOP/s (TensorFlow float32, 2048²).",
+        "",
+        "| units | s/epoch baseline | s/epoch ours | samples/s baseline | samples/s ours | "
+        "test acc baseline | test acc ours | GFLOP/epoch | % of bound baseline | % ours |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for units, row in result["per_units"].items():
+        b, o = row["baseline"], row["ours"]
+        lines.append(
+            f"| {units} | {b['epoch_time_s']:.2f} | {o['epoch_time_s']:.2f} | "
+            f"{b['samples_per_s']:.0f} | {o['samples_per_s']:.0f} | {b['test_accuracy']:.4f} | "
+            f"{o['test_accuracy']:.4f} | {b['flops_per_epoch'] / 1e9:.1f} | "
+            f"{b['percent_of_bound']:.1f}% | {o['percent_of_bound']:.1f}% |"
+        )
+    lines += ["", "## Targets", ""] + [f"- {line}" for line in result["targets"]]
+    lines += ["", f"Command: `{result['command']}`", ""]
+    return "\n".join(lines)
+
+
+def targets(result: dict) -> list[str]:
+    lines = []
+    ratio = result["ratio"]
+    lines.append(f"baseline/ours ≥ 3 on this CPU: {'met' if ratio >= 3 else 'MISSED'} "
+                 f"({ratio:.2f}×).")
+    worst = max(abs(row["baseline"]["test_accuracy"] - row["ours"]["test_accuracy"])
+                for row in result["per_units"].values())
+    lines.append(f"test accuracy per configuration within 1 point of the baseline: "
+                 f"{'met' if worst <= 0.01 else 'MISSED'} (largest difference "
+                 f"{100 * worst:.2f} points).")
+    biggest = result["per_units"][max(result["per_units"])]["ours"]["percent_of_bound"]
+    lines.append(f"LSTM({max(result['per_units'])}) epoch at ≥ 50% of the FLOP bound: "
+                 f"{'met' if biggest >= 50 else 'MISSED'} ({biggest:.1f}%).")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__)
+    parser.add_argument("--grid", default="default")
+    parser.add_argument("--jobs", default=str(os.cpu_count() or 1))
+    parser.add_argument("--out", default="results/bench")
+    args = parser.parse_args(argv)
+    if args.grid not in GRIDS:
+        print(f"error: BENCH_GRID: {args.grid!r} is unknown; allowed: {', '.join(GRIDS)}",
+              file=sys.stderr)
+        sys.exit(2)
+    if not re.fullmatch(r"[1-9][0-9]*", args.jobs):
+        print(f"error: JOBS: {args.jobs!r} is not allowed; use a whole number ≥ 1",
+              file=sys.stderr)
+        sys.exit(2)
+    grid = GRIDS[args.grid]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    import keras
+    import tensorflow as tf
+
+    rate = matmul_rate()
+    print(f"matmul rate {rate / 1e9:.1f} GFLOP/s; ours first, then the baseline", flush=True)
+    with tempfile.TemporaryDirectory() as workdir:
+        ours = run_ours(grid, env, int(args.jobs), Path(workdir))
+    print(f"  ours: {ours['wall_s']:.1f} s", flush=True)
+    baseline = run_baseline(grid, env)
+    per_units = {}
+    ours_table, baseline_table = per_configuration(ours, rate), per_configuration(baseline, rate)
+    for units in ours_table:
+        per_units[units] = {"baseline": baseline_table[units], "ours": ours_table[units]}
+    result = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": platform.node() or platform.machine(),
+        "cores": os.cpu_count(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "grid": args.grid, **{k: grid[k] for k in ("units", "seeds", "epochs")},
+        "matmul_gflops": rate / 1e9,
+        "baseline": baseline, "ours": ours,
+        "ratio": baseline["wall_s"] / ours["wall_s"],
+        "per_units": per_units,
+        "command": f"make bench BENCH_GRID={args.grid} JOBS={args.jobs}",
+    }
+    result["targets"] = targets(result)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "bench.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

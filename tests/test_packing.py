@@ -1,0 +1,81 @@
+"""Seed packing is exact: packed members match separately trained models to float tolerance,
+and each member becomes its own child run."""
+
+import keras
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from harness import data, models, packing, runner
+from tests.conftest import run_sweep
+
+
+@pytest.fixture(scope="module")
+def small():
+    return data.mnist_splits(train_size=640, val_size=200)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+def test_members_match_separate_models(small, cell):
+    seeds, units = [3, 7, 11], 6
+    shape = dict(timesteps=28, input_dim=28, num_classes=10)
+    packed = packing.build_packed(cell=cell, units=units, seeds=seeds, **shape)
+    packed.compile(optimizer=keras.optimizers.Adam(1e-2),
+                   loss=["sparse_categorical_crossentropy"] * len(seeds))
+    packed.fit(small.x_train, [small.y_train] * 3, batch_size=128, epochs=2, shuffle=False,
+               verbose=0)
+    recurrent = packed.get_layer(cell).get_weights()[1]
+    mask = packing.BlockDiagonal(3, units, packing.GATES[cell]).mask
+    assert np.abs(recurrent * (1 - mask)).max() == 0  # members never see each other
+    for member, seed in enumerate(seeds):
+        keras.utils.set_random_seed(seed)
+        alone = models.build_model(cell=cell, units=units, **shape)
+        start = [w.copy() for w in alone.get_weights()]
+        alone.compile(optimizer=keras.optimizers.Adam(1e-2),
+                      loss="sparse_categorical_crossentropy")
+        alone.fit(small.x_train, small.y_train, batch_size=128, epochs=2, shuffle=False,
+                  verbose=0)
+        mine = packing.member_weights(packed, member, 3, units, cell)
+        for trained, own, initial in zip(alone.get_weights(), mine, start):
+            assert own.shape == trained.shape
+            np.testing.assert_allclose(own, trained, atol=1e-5)
+            assert not np.allclose(initial, trained)  # training really moved the weights
+
+
+def test_first_member_equals_the_unpacked_run(small):
+    # The pack's batch order is drawn from its first seed, as an unpacked run of that seed does.
+    config = {
+        "data": {"name": "mnist", "label_noise": 0.0}, "model": {"cell": "lstm", "units": 4},
+        "train": {"batch_size": 128, "epochs": 2, "learning_rate": 0.01},
+        "seed": 5, "device": "cpu",
+    }
+    alone = runner.train(config, splits=small)
+    packed = runner.train_packed(config, [5, 6], splits=small)
+    assert [r["params"]["seed"] for r in packed] == [5, 6]
+    for name in ("test_accuracy", "train_accuracy", "best_val_accuracy", "param_count"):
+        assert packed[0]["metrics"][name] == pytest.approx(alone["metrics"][name], abs=1e-4)
+    np.testing.assert_allclose(packed[0]["history"]["loss"], alone["history"]["loss"], rtol=1e-4)
+    assert packed[0]["metrics"]["param_count"] == models.param_count("lstm", 4, 28, 10)
+
+
+def test_packed_members_are_child_runs(store):
+    result = run_sweep("smoke", "seeds=[0,1]", "hydra.sweeper.params.seed=0", "model.units=4",
+                       "data.train_size=300", "data.val_size=100", store=store)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "seeds=[0, 1] packed" in result.stdout
+    client = MlflowClient(f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("smoke")
+    runs = client.search_runs([experiment.experiment_id], "tags.packed_with = '0,1'")
+    assert sorted(r.data.params["seed"] for r in runs) == ["0", "1"]
+    parent = client.search_runs([experiment.experiment_id], "tags.sweep = 'parent'")[0]
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.metrics["param_count"] == models.param_count("lstm", 4, 28, 10)
+        assert 0 <= run.data.metrics["test_accuracy"] <= 1
+        history = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert sorted(m.step for m in history) == [0, 1]
+    assert len({r.data.tags["run_key"] for r in runs}) == 2
+    again = run_sweep("smoke", "seeds=[0,1]", "hydra.sweeper.params.seed=0", "model.units=4",
+                      "data.train_size=300", "data.val_size=100", store=store)
+    assert "0 finished, 0 failed, 2 skipped" in again.stdout
