@@ -151,69 +151,63 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def plot_capacity(summary: pd.DataFrame, target: float, path: Path) -> None:
+def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only, no screen
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _band(axes, group: pd.DataFrame, metric: str, style: str, label: str):
+    """Mean of `metric` against param_count with its 95% CI as a shaded band."""
+    line = axes.plot(group["param_count"], group[f"{metric}_mean"], style, markersize=4,
+                     label=label)[0]
+    axes.fill_between(group["param_count"], group[f"{metric}_ci_low"],
+                      group[f"{metric}_ci_high"], color=line.get_color(), alpha=0.15)
+
+
+def _save(figure, axes, *, xlabel: str, ylabel: str, title: str, path: Path) -> None:
+    axes.set_xscale("log")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def plot_capacity(summary: pd.DataFrame, target: float, path: Path) -> None:
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(8, 5))
     for label, group in _groups(summary, swept_factors(summary)):
         group = group.sort_values("param_count")
         for metric, style in (("test_accuracy", "-o"), ("train_accuracy", "--s")):
-            line = axes.plot(
-                group["param_count"], group[f"{metric}_mean"], style, markersize=4,
-                label=f"{metric.split('_')[0]} {label}".strip(),
-            )[0]
-            axes.fill_between(
-                group["param_count"], group[f"{metric}_ci_low"], group[f"{metric}_ci_high"],
-                color=line.get_color(), alpha=0.15,
-            )
+            _band(axes, group, metric, style, f"{metric.split('_')[0]} {label}".strip())
         for _, row in group.iterrows():
             axes.annotate(
                 f"{int(row['units'])}", (row["param_count"], row["test_accuracy_mean"]),
                 textcoords="offset points", xytext=(0, -12), ha="center", fontsize=7,
             )
     axes.axhline(target, color="grey", linestyle=":", label=f"target {target:.0%}")
-    axes.set_xscale("log")
-    axes.set_xlabel("parameters (log scale; labels: units)")
-    axes.set_ylabel("accuracy (mean, 95% CI band)")
-    axes.set_title("Accuracy against capacity")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    _save(figure, axes, xlabel="parameters (log scale; labels: units)",
+          ylabel="accuracy (mean, 95% CI band)", title="Accuracy against capacity", path=path)
     plt.close(figure)
 
 
 def plot_overfitting(summary: pd.DataFrame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     factors = [f for f in ("train_size", "label_noise") if f in swept_factors(summary)]
     factors += [f for f in swept_factors(summary) if f not in factors]
     figure, axes = plt.subplots(figsize=(8, 5))
     for label, group in _groups(summary, factors):
-        group = group.sort_values("param_count")
-        line = axes.plot(
-            group["param_count"], group["generalization_gap_mean"], "-o", markersize=4,
-            label=label or "gap",
-        )[0]
-        axes.fill_between(
-            group["param_count"], group["generalization_gap_ci_low"],
-            group["generalization_gap_ci_high"], color=line.get_color(), alpha=0.15,
-        )
+        _band(axes, group.sort_values("param_count"), "generalization_gap", "-o", label or "gap")
     axes.axhline(0, color="grey", linewidth=0.8)
-    axes.set_xscale("log")
-    axes.set_xlabel("parameters (log scale)")
-    axes.set_ylabel("train accuracy − test accuracy (mean, 95% CI)")
-    axes.set_title("Generalization gap against capacity")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    _save(figure, axes, xlabel="parameters (log scale)",
+          ylabel="train accuracy − test accuracy (mean, 95% CI)",
+          title="Generalization gap against capacity", path=path)
     plt.close(figure)
 
 

@@ -129,6 +129,39 @@ def final_metrics(config, splits, history, test_probabilities, train_probabiliti
 PREDICT_BATCH = 1024
 
 
+def fit_and_predict(model, splits, train_config, *, members=None, batch_seed=None, callbacks=()):
+    """Compile with Adam, fit with validation every epoch, then predict the test and training
+    sets. `members` is the number of packed outputs (each its own loss; None: one model).
+    Returns (history, train_time, mean epoch time, test outputs, train outputs)."""
+    def labels(y):
+        return y if members is None else [y] * members
+
+    loss = "sparse_categorical_crossentropy"
+    model.compile(
+        optimizer=keras.optimizers.Adam(train_config["learning_rate"]),
+        loss=loss if members is None else [loss] * members,
+        metrics=["accuracy"] if members is None else [["accuracy"]] * members,
+    )
+    if batch_seed is not None:
+        keras.utils.set_random_seed(batch_seed)
+    timer = EpochTimer()
+    started = time.perf_counter()
+    history = model.fit(
+        splits.x_train,
+        labels(splits.y_train),
+        batch_size=train_config["batch_size"],
+        epochs=train_config["epochs"],
+        validation_data=(splits.x_val, labels(splits.y_val)),
+        callbacks=[timer, keras.callbacks.TerminateOnNaN(), *callbacks],
+        verbose=2,
+    ).history
+    train_time = time.perf_counter() - started
+    _check_finite(history)
+    test_outputs = model.predict(splits.x_test, batch_size=PREDICT_BATCH, verbose=0)
+    train_outputs = model.predict(splits.x_train, batch_size=PREDICT_BATCH, verbose=0)
+    return history, train_time, float(np.mean(timer.times)), test_outputs, train_outputs
+
+
 def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict:
     """Train and evaluate one job. Returns params, metrics, per-epoch history and device info.
 
@@ -151,29 +184,12 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
             input_dim=splits.input_dim,
             num_classes=splits.num_classes,
         )
-        model.compile(
-            optimizer=keras.optimizers.Adam(train_config["learning_rate"]),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
+        history, train_time, epoch_time, test_probabilities, train_probabilities = (
+            fit_and_predict(model, splits, train_config, callbacks=callbacks)
         )
-        timer = EpochTimer()
-        started = time.perf_counter()
-        history = model.fit(
-            splits.x_train,
-            splits.y_train,
-            batch_size=train_config["batch_size"],
-            epochs=train_config["epochs"],
-            validation_data=(splits.x_val, splits.y_val),
-            callbacks=[timer, keras.callbacks.TerminateOnNaN(), *callbacks],
-            verbose=2,
-        ).history
-        train_time = time.perf_counter() - started
-        _check_finite(history)
-        test_probabilities = model.predict(splits.x_test, batch_size=PREDICT_BATCH, verbose=0)
-        train_probabilities = model.predict(splits.x_train, batch_size=PREDICT_BATCH, verbose=0)
     metrics = final_metrics(
         config, splits, history, test_probabilities, train_probabilities,
-        train_time=train_time, epoch_time=float(np.mean(timer.times)),
+        train_time=train_time, epoch_time=epoch_time,
     )
     if metrics["param_count"] != model.count_params():
         raise AssertionError(
@@ -199,27 +215,11 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
             timesteps=splits.timesteps, input_dim=splits.input_dim,
             num_classes=splits.num_classes,
         )
-        model.compile(
-            optimizer=keras.optimizers.Adam(train_config["learning_rate"]),
-            loss=["sparse_categorical_crossentropy"] * members,
-            metrics=[["accuracy"]] * members,
+        # The members share one batch order, drawn from the first seed as an unpacked run of
+        # that seed would draw it.
+        history, train_time, epoch_time, test_outputs, train_outputs = fit_and_predict(
+            model, splits, train_config, members=members, batch_seed=seeds[0]
         )
-        keras.utils.set_random_seed(seeds[0])  # the members' shared batch order
-        timer = EpochTimer()
-        started = time.perf_counter()
-        history = model.fit(
-            splits.x_train,
-            [splits.y_train] * members,
-            batch_size=train_config["batch_size"],
-            epochs=train_config["epochs"],
-            validation_data=(splits.x_val, [splits.y_val] * members),
-            callbacks=[timer, keras.callbacks.TerminateOnNaN()],
-            verbose=2,
-        ).history
-        train_time = time.perf_counter() - started
-        _check_finite(history)
-        test_outputs = model.predict(splits.x_test, batch_size=PREDICT_BATCH, verbose=0)
-        train_outputs = model.predict(splits.x_train, batch_size=PREDICT_BATCH, verbose=0)
     device_name = gpu_names()[0] if device.startswith("/GPU") else "cpu"
     results = []
     for member, seed in enumerate(seeds):
@@ -233,7 +233,7 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
         member_config = {**config, "seed": seed}
         metrics = final_metrics(
             member_config, splits, member_history, test_outputs[member], train_outputs[member],
-            train_time=train_time / members, epoch_time=float(np.mean(timer.times)) / members,
+            train_time=train_time / members, epoch_time=epoch_time / members,
         )
         results.append({
             "params": job_params(member_config, splits),
