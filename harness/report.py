@@ -26,8 +26,26 @@ NUMERIC_PARAMS = [
 ]
 SUMMARY_METRICS = [
     "test_accuracy", "train_accuracy", "generalization_gap", "best_val_accuracy",
+    "fit_accuracy",  # on the (noisy) labels trained on: memorisation shows here
 ]
 CONFIDENCE = 0.95
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+
+
+def study_header(study: str) -> list[str]:
+    """The study file's opening comment: its question, then its budget and caveats."""
+    path = EXPERIMENTS / f"{study}.yaml"
+    if not path.is_file():
+        return []
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    if not lines:
+        return []
+    question, rest = lines[0], " ".join(line for line in lines[1:] if line)
+    return [f"**Question:** {question}", "", rest, ""] if rest else [f"**Question:** {question}", ""]
 
 
 def runs_frame(runs: pd.DataFrame) -> pd.DataFrame:
@@ -81,7 +99,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
         row = dict(zip(columns, key if isinstance(key, tuple) else (key,)))
         row["n_seeds"] = int(group["seed"].nunique())
         row["param_count"] = int(group["param_count"].iloc[0])
-        for metric in SUMMARY_METRICS:
+        for metric in (m for m in SUMMARY_METRICS if m in group):
             low, high = t_interval(group[metric])
             row[f"{metric}_mean"] = float(group[metric].mean())
             row[f"{metric}_std"] = float(group[metric].std(ddof=1)) if len(group) > 1 else np.nan
@@ -225,13 +243,13 @@ def answer(summary: pd.DataFrame, target: float) -> list[str]:
         if by_mean is None:
             best = group.loc[group["test_accuracy_mean"].idxmax()]
             lines.append(
-                f"- {heading}no size reaches {target:.0%} mean test accuracy; the best is "
+                f"- {heading}No size reaches {target:.0%} mean test accuracy; the best is "
                 f"{int(best['units'])} units at {_pct(best['test_accuracy_mean'])}."
             )
             continue
         row = group[group["units"] == by_mean].iloc[0]
         text = (
-            f"- {heading}the smallest LSTM whose mean test accuracy reaches {target:.0%} has "
+            f"- {heading}The smallest LSTM whose mean test accuracy reaches {target:.0%} has "
             f"**{by_mean} units** ({int(row['param_count']):,} parameters): "
             f"{_pct(row['test_accuracy_mean'])} (95% CI {_pct(row['test_accuracy_ci_low'])} – "
             f"{_pct(row['test_accuracy_ci_high'])}, {int(row['n_seeds'])} seeds). "
@@ -265,8 +283,9 @@ def answer(summary: pd.DataFrame, target: float) -> list[str]:
 
 def markdown_table(summary: pd.DataFrame) -> str:
     factors = swept_factors(summary)
-    header = ["units", *factors, "params", "seeds", "test acc (95% CI)", "train acc", "gap",
-              "best val", "s/epoch"]
+    noisy = "fit_accuracy_mean" in summary and (summary.get("label_noise", 0) > 0).any()
+    header = ["units", *factors, "params", "seeds", "test acc (95% CI)", "train acc",
+              *(["fit acc (noisy labels)"] if noisy else []), "gap", "best val", "s/epoch"]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in summary.iterrows():
         cells = [str(int(row["units"]))] + [_fmt(row[f]) for f in factors] + [
@@ -275,6 +294,7 @@ def markdown_table(summary: pd.DataFrame) -> str:
             f"{_pct(row['test_accuracy_mean'])} ({_pct(row['test_accuracy_ci_low'])} – "
             f"{_pct(row['test_accuracy_ci_high'])})",
             _pct(row["train_accuracy_mean"]),
+            *([_pct(row["fit_accuracy_mean"])] if noisy else []),
             f"{row['generalization_gap_mean']:+.2%}",
             _pct(row["best_val_accuracy_mean"]),
             f"{row['epoch_time_s_mean']:.1f}",
@@ -307,6 +327,9 @@ def write_report(
     today = datetime.date.today().isoformat()
     text = [
         f"# {study}: what do the units buy?",
+        "",
+        *study_header(study),
+        "## Answer",
         "",
         *answer(summary, target),
         "",
@@ -384,7 +407,8 @@ def main(argv: list[str] | None = None) -> None:
         tracking.log_report(uri, parent, list(files.values()))
     for path in files.values():
         print(path)
-    print((Path(args.out) / args.study / "report.md").read_text().split("\n\n")[1])
+    text = (Path(args.out) / args.study / "report.md").read_text()
+    print(text.split("## Answer\n\n")[1].split("\n\n")[0])
 
 
 if __name__ == "__main__":

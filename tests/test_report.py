@@ -53,7 +53,7 @@ def test_minimal_units_edge_cases():
     assert report.non_monotone(summary, 0.9, "test_accuracy_mean") == [16]
     assert report.minimal_units(summary, 0.99, "test_accuracy_mean") is None
     lines = report.answer(summary, 0.99)
-    assert "no size reaches 99%" in lines[0] and "32 units" in lines[0]
+    assert "No size reaches 99%" in lines[0] and "32 units" in lines[0]
 
 
 def test_runs_frame_keeps_newest_finished_per_key():
