@@ -99,6 +99,8 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
         row = dict(zip(columns, key if isinstance(key, tuple) else (key,)))
         row["n_seeds"] = int(group["seed"].nunique())
         row["param_count"] = int(group["param_count"].iloc[0])
+        if "num_classes" in group:
+            row["num_classes"] = int(group["num_classes"].iloc[0])
         for metric in (m for m in SUMMARY_METRICS if m in group):
             low, high = t_interval(group[metric])
             row[f"{metric}_mean"] = float(group[metric].mean())
@@ -246,6 +248,7 @@ def answer(summary: pd.DataFrame, target: float) -> list[str]:
                 f"- {heading}No size reaches {target:.0%} mean test accuracy; the best is "
                 f"{int(best['units'])} units at {_pct(best['test_accuracy_mean'])}."
             )
+            lines += gap_trend(group)
             continue
         row = group[group["units"] == by_mean].iloc[0]
         text = (
@@ -271,14 +274,41 @@ def answer(summary: pd.DataFrame, target: float) -> list[str]:
                 f"{big['param_count'] / row['param_count']:.0f}× as many."
             )
         lines.append(text)
-        gap = group.sort_values("param_count")["generalization_gap_mean"].to_numpy()
-        if len(gap) > 2:
-            rho = stats.spearmanr(group.sort_values("param_count")["param_count"], gap)[0]
-            lines.append(
-                f"  Generalization gap from {_pct(gap[0])} (smallest) to {_pct(gap[-1])} "
-                f"(largest); Spearman correlation with parameter count {rho:+.2f}."
-            )
+        lines += gap_trend(group)
     return lines
+
+
+def gap_trend(group: pd.DataFrame) -> list[str]:
+    """One line: the gap (and train accuracy) at the smallest and largest size, and how the gap
+    ranks with parameter count."""
+    ordered = group.sort_values("param_count")
+    gap = ordered["generalization_gap_mean"].to_numpy()
+    if len(gap) < 3:
+        return []
+    rho = stats.spearmanr(ordered["param_count"], gap)[0]
+    train = ordered["train_accuracy_mean"].to_numpy()
+    line = (
+        f"  Generalization gap from {gap[0]:+.2%} (smallest) to {gap[-1]:+.2%} (largest; "
+        f"train accuracy {_pct(train[0])} → {_pct(train[-1])}); Spearman correlation of the gap "
+        f"with parameter count {rho:+.2f}."
+    )
+    noise = float(ordered["label_noise"].max()) if "label_noise" in ordered else 0.0
+    if "fit_accuracy_mean" in ordered and noise > 0:
+        fit = ordered["fit_accuracy_mean"].to_numpy()
+        # A model that predicts every true label perfectly scores this on the noisy labels.
+        classes = int(ordered["num_classes"].iloc[0]) if "num_classes" in ordered else 10
+        clean_ceiling = 1 - noise * (classes - 1) / classes
+        verdict = (
+            "above what perfect clean predictions score "
+            f"({_pct(clean_ceiling)}): the excess is memorised noise"
+            if fit[-1] > clean_ceiling + 0.01
+            else f"not above what perfect clean predictions score ({_pct(clean_ceiling)})"
+        )
+        line += (
+            f" On the noisy labels it was trained on, accuracy goes {_pct(fit[0])} → "
+            f"{_pct(fit[-1])}, {verdict}."
+        )
+    return [line]
 
 
 def markdown_table(summary: pd.DataFrame) -> str:
