@@ -17,7 +17,7 @@ STORE := sqlite:///results/mlflow.db
 TARGET ?= 0.9
 BENCH_GRID ?= default
 
-.PHONY: help install sweep report explain ui server test bench clean
+.PHONY: help install install-gpu sweep report explain ui server test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies
+
+install-gpu: $(STAMP)  ## add TensorFlow's CUDA libraries (tensorflow[and-cuda]) for device=gpu
+	$(PY) -m pip install --quiet "tensorflow[and-cuda]==2.21.0"
 
 sweep: $(STAMP)  ## run a study: make sweep [STUDY=units_mnist] [ARGS='model.units=8,16'] [JOBS=n] [FORCE=1] [LAUNCHER=local|slurm]
 	$(PY) -m harness $(STUDY) --jobs='$(JOBS)' --force='$(FORCE)' --launcher='$(LAUNCHER)' $(ARGS)

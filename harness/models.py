@@ -41,9 +41,13 @@ def param_count(cell: str, units: int, input_dim: int, num_classes: int) -> int:
 
 
 def build_model(
-    *, cell: str, units: int, timesteps: int, input_dim: int, num_classes: int, unroll=False
+    *, cell: str, units: int, timesteps: int, input_dim: int, num_classes: int, unroll=False,
+    use_cudnn="auto",
 ):
-    """keras.Input((timesteps, input_dim)) → recurrent layer(units) → Dense(num_classes, softmax)."""
+    """keras.Input((timesteps, input_dim)) → recurrent layer(units) → Dense(num_classes, softmax).
+
+    `use_cudnn=True` (LSTM, GRU) makes Keras fail loudly instead of silently falling back to
+    the slow kernel when cuDNN cannot run the layer; the runner asks for it on a GPU."""
     import keras
 
     check_cell(cell)
@@ -52,6 +56,7 @@ def build_model(
         cell, keras.layers.SimpleRNN
     )
     inputs = keras.Input((timesteps, input_dim), name="sequence")
-    hidden = layer_class(units, unroll=unroll, name=cell)(inputs)
+    options = {"use_cudnn": use_cudnn} if cell in ("lstm", "gru") else {}
+    hidden = layer_class(units, unroll=unroll, name=cell, **options)(inputs)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="head")(hidden)
     return keras.Model(inputs, outputs, name=f"{cell}_{units}")

@@ -285,7 +285,8 @@ def gap_trend(group: pd.DataFrame) -> list[str]:
     gap = ordered["generalization_gap_mean"].to_numpy()
     if len(gap) < 3:
         return []
-    rho = stats.spearmanr(ordered["param_count"], gap)[0]
+    constant = np.ptp(gap) == 0  # no ranking to correlate
+    rho = float("nan") if constant else stats.spearmanr(ordered["param_count"], gap)[0]
     train = ordered["train_accuracy_mean"].to_numpy()
     line = (
         f"  Generalization gap from {gap[0]:+.2%} (smallest) to {gap[-1]:+.2%} (largest; "

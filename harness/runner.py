@@ -183,6 +183,7 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
             timesteps=splits.timesteps,
             input_dim=splits.input_dim,
             num_classes=splits.num_classes,
+            use_cudnn=True if device.startswith("/GPU") else "auto",
         )
         history, train_time, epoch_time, test_probabilities, train_probabilities = (
             fit_and_predict(model, splits, train_config, callbacks=callbacks)
@@ -196,7 +197,10 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
             f"closed-form param_count {metrics['param_count']} != Keras {model.count_params()}"
         )
     device_name = gpu_names()[0] if device.startswith("/GPU") else "cpu"
-    return {"params": params, "metrics": metrics, "history": history, "device": device_name}
+    return {
+        "params": params, "metrics": metrics, "history": history, "device": device_name,
+        "cudnn": device.startswith("/GPU") and model_config["cell"] in ("lstm", "gru"),
+    }
 
 
 def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = None) -> list[dict]:

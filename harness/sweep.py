@@ -226,7 +226,10 @@ def single_run(config: dict, uri: str, parent: str, label: str, number: int, tot
             params = runner.job_params(config, splits)
             tracking.log_start(params, OmegaConf.to_yaml(config))
             result = runner.train(config, callbacks=[tracking.epoch_logger()], splits=splits)
-            tracking.log_result(result["metrics"], tags={"device": result["device"]})
+            tracking.log_result(
+                result["metrics"],
+                tags={"device": result["device"], "cudnn": str(result["cudnn"]).lower()},
+            )
     except Exception as error:
         print(f"[{number}/{total}] {label}: FAILED — {type(error).__name__}: {error}", flush=True)
         return "failed"
