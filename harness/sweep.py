@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -183,6 +185,19 @@ class SweepCallback(Callback):
             sys.exit(1)
 
 
+def share_gpus(config: dict) -> None:
+    """With JOBS > 1 on a machine with several GPUs, give each worker process its own GPU
+    (by the number of the first job it runs), before TensorFlow starts in that process."""
+    if config["jobs"] <= 1 or config["device"] == "cpu" or "CUDA_VISIBLE_DEVICES" in os.environ:
+        return
+    if "tensorflow" in sys.modules or not shutil.which("nvidia-smi"):
+        return
+    listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
+    gpus = [line for line in listing.splitlines() if line.startswith("GPU ")]
+    if len(gpus) > 1:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(HydraConfig.get().job.num % len(gpus))
+
+
 def job_label(config: dict, leave_out=("jobs", "force")) -> str:
     """The job's swept overrides, e.g. `model.units=8 seed=2`: its run name and progress label."""
     swept = [o for o in HydraConfig.get().overrides.task if o.split("=")[0] not in leave_out]
@@ -201,6 +216,7 @@ def job(cfg: DictConfig) -> str:
     from harness import tracking
 
     config = job_config(cfg)
+    share_gpus(config)
     if config.get("seeds"):
         return seeds_job(config)
     uri = tracking.connect(config["tracking"]["uri"])
