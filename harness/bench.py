@@ -97,9 +97,10 @@ def run_ours(grid: dict, env: dict, jobs: int, workdir: Path) -> dict:
     store = workdir / "mlflow.db"
     env = dict(env, MLFLOW_TRACKING_URI=f"sqlite:///{store}")
     # One job per size; each trains all seeds, packed into one layer up to pack_max_units.
+    # Largest sizes first, so the longest job does not start last and run alone.
     command = [
         sys.executable, "-m", "harness", "units_mnist", f"--jobs={jobs}",
-        f"model.units={','.join(map(str, grid['units']))}",
+        f"model.units={','.join(map(str, sorted(grid['units'], reverse=True)))}",
         f"seeds=[{','.join(map(str, grid['seeds']))}]",
         f"hydra.sweeper.params.seed={grid['seeds'][0]}", f"train.epochs={grid['epochs']}",
         f"hydra.sweep.dir={workdir}/hydra",
@@ -178,19 +179,35 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+PACK_MAX_UNITS = 16  # conf/config.yaml's pack_max_units, which the bench's sweep uses
+
+
 def targets(result: dict) -> list[str]:
     lines = []
     ratio = result["ratio"]
-    lines.append(f"baseline/ours ≥ 3 on this CPU: {'met' if ratio >= 3 else 'MISSED'} "
-                 f"({ratio:.2f}×).")
+    baseline_runs = result["baseline"]["runs"]
+    unpacked = sum(r["wall_s"] for r in baseline_runs if r["units"] > PACK_MAX_UNITS)
+    total = sum(r["wall_s"] for r in baseline_runs) or 1.0
+    lines.append(
+        f"baseline/ours ≥ 3 on this CPU: {'met' if ratio >= 3 else 'MISSED'} ({ratio:.2f}×). "
+        f"What limits it: sizes above {PACK_MAX_UNITS} units are not packed (k seeds in one "
+        "layer cost ~k² the recurrent matmul) and took "
+        f"{100 * unpacked / total:.0f}% of the baseline's time; for them ours saves only the "
+        "process start-up and runs JOBS at once on cores/JOBS threads each."
+    )
     worst = max(abs(row["baseline"]["test_accuracy"] - row["ours"]["test_accuracy"])
                 for row in result["per_units"].values())
     lines.append(f"test accuracy per configuration within 1 point of the baseline: "
                  f"{'met' if worst <= 0.01 else 'MISSED'} (largest difference "
                  f"{100 * worst:.2f} points).")
     biggest = result["per_units"][max(result["per_units"])]["ours"]["percent_of_bound"]
-    lines.append(f"LSTM({max(result['per_units'])}) epoch at ≥ 50% of the FLOP bound: "
-                 f"{'met' if biggest >= 50 else 'MISSED'} ({biggest:.1f}%).")
+    lines.append(
+        f"LSTM({max(result['per_units'])}) epoch at ≥ 50% of the FLOP bound: "
+        f"{'met' if biggest >= 50 else 'MISSED'} ({biggest:.1f}%). What limits it: the bound is "
+        "a 2048² matmul; an LSTM step multiplies a batch × (inputs + units) block by a "
+        "(inputs + units) × 4·units kernel, 28 times in sequence per batch, plus the gate "
+        "arithmetic, with little to run in parallel."
+    )
     return lines
 
 

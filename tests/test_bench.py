@@ -18,7 +18,8 @@ def test_training_flops_formula():
 def fake_result(ours_accuracy=0.90, ratio_wall=(30.0, 10.0)):
     def side(accuracy, epoch):
         return {"runs": [{"units": u, "seed": s, "test_accuracy": accuracy, "epoch_time_s": epoch,
-                          "samples_per_s": 55000 / epoch} for u in (8, 128) for s in (0, 1)]}
+                          "samples_per_s": 55000 / epoch, "wall_s": 2 * epoch + 4}
+                         for u in (8, 128) for s in (0, 1)]}
 
     rate = 65e9
     baseline, ours = side(0.9, 6.0), side(ours_accuracy, 2.0)
@@ -44,6 +45,7 @@ def test_result_schema_and_targets():
     assert row["percent_of_bound"] == pytest.approx(
         100 * bench.training_flops_per_epoch(128) / 65e9 / 2.0)
     assert result["targets"][0].startswith("baseline/ours ≥ 3 on this CPU: met (3.00×)")
+    assert "took 50% of the baseline's time" in result["targets"][0]  # 128 units: 16 of 32 s
     assert "within 1 point of the baseline: met" in result["targets"][1]
     text = bench.markdown(result)
     assert "**3.00×**" in text and "| 128 |" in text
