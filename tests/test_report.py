@@ -1,14 +1,11 @@
 """The capacity report: statistics on hand-made tables with known answers, the minimal-units
 logic on edge cases, and the files a real smoke sweep's report writes and logs."""
 
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
 from harness import report
 from tests.conftest import ROOT
