@@ -127,12 +127,16 @@ def finished_keys(uri: str, study: str) -> set[str]:
 
 
 def experiment_id(study: str, uri: str) -> str:
-    """The study's experiment, created on first use with artifacts beside a SQLite store."""
+    """The study's experiment, created on first use with its artifacts beside a SQLite store
+    (results/artifacts/<study>/<run id>/)."""
     client = MlflowClient(uri)
     try:
         experiment = client.get_experiment_by_name(study)
         if experiment is None:
-            return client.create_experiment(study, artifact_location=artifact_root(uri))
+            root = artifact_root(uri)
+            return client.create_experiment(
+                study, artifact_location=f"{root}/{study}" if root else None
+            )
     except Exception as error:
         raise TrackingError(
             f"tracking.uri: cannot use the MLflow store {uri} ({type(error).__name__}: "
