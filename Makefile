@@ -60,7 +60,7 @@ server: $(STAMP)  ## MLflow tracking server on 127.0.0.1:PORT (default 5001), st
 test: $(STAMP)  ## the whole test suite (installs first on a fresh clone)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)  ## the harness against the naive Keras way -> results/bench/ [BENCH_GRID=default|full] [JOBS=n]
+bench: $(STAMP)  ## the harness against the naive Keras way -> results/bench/ [BENCH_GRID=default|four_sizes|full] [JOBS=n]
 	$(PY) -m harness.bench --grid='$(BENCH_GRID)' $(if $(filter command line,$(origin JOBS)),--jobs='$(JOBS)')
 
 clean:  ## remove Hydra's output folders (keeps the database and reports)

@@ -57,16 +57,6 @@ def check_config(config: dict) -> None:
     seed = config["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed: {seed!r} is not allowed; use an integer ≥ 0")
-    seeds = config.get("seeds")
-    if seeds is not None and (
-        not isinstance(seeds, list)
-        or not seeds
-        or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)
-        or len(set(seeds)) != len(seeds)
-    ):
-        raise ConfigError(
-            f"seeds: {seeds!r} is not allowed; use a list of distinct integers ≥ 0, or null"
-        )
     pack_max = config.get("pack_max_units", 0)
     if isinstance(pack_max, bool) or not isinstance(pack_max, int) or pack_max < 0:
         raise ConfigError(f"pack_max_units: {pack_max!r} is not allowed; use an integer ≥ 0")

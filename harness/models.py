@@ -40,21 +40,32 @@ def param_count(cell: str, units: int, input_dim: int, num_classes: int) -> int:
     return recurrent_param_count(cell, units, input_dim) + (units + 1) * num_classes
 
 
+def recurrent_layer(cell: str, *, fused: bool = False):
+    """The Keras layer class of a cell; an LSTM with `fused` gets harness.fused.FusedLSTM."""
+    import keras
+
+    if cell == "lstm" and fused:
+        from harness.fused import FusedLSTM
+
+        return FusedLSTM
+    return {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}.get(cell, keras.layers.SimpleRNN)
+
+
 def build_model(
     *, cell: str, units: int, timesteps: int, input_dim: int, num_classes: int, unroll=False,
-    use_cudnn="auto",
+    use_cudnn="auto", fused=False,
 ):
     """keras.Input((timesteps, input_dim)) → recurrent layer(units) → Dense(num_classes, softmax).
 
     `use_cudnn=True` (LSTM, GRU) makes Keras fail loudly instead of silently falling back to
-    the slow kernel when cuDNN cannot run the layer; the runner asks for it on a GPU."""
+    the slow kernel when cuDNN cannot run the layer; the runner asks for it on a GPU.
+    `fused=True` runs an LSTM's loop as TensorFlow's fused CPU kernel (harness/fused.py): the
+    same layer and weights, faster on a CPU; the runner asks for it there."""
     import keras
 
     check_cell(cell)
     check_units(units)
-    layer_class = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}.get(
-        cell, keras.layers.SimpleRNN
-    )
+    layer_class = recurrent_layer(cell, fused=fused)
     inputs = keras.Input((timesteps, input_dim), name="sequence")
     options = {"use_cudnn": use_cudnn} if cell in ("lstm", "gru") else {}
     hidden = layer_class(units, unroll=unroll, name=cell, **options)(inputs)

@@ -19,7 +19,6 @@ import numpy as np
 from harness import models
 
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
-LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}
 
 
 @keras.saving.register_keras_serializable(package="harness")
@@ -47,10 +46,12 @@ def _columns(member: int, members: int, units: int, gates: int) -> np.ndarray:
 
 
 def build_packed(
-    *, cell: str, units: int, seeds: list[int], timesteps: int, input_dim: int, num_classes: int
+    *, cell: str, units: int, seeds: list[int], timesteps: int, input_dim: int, num_classes: int,
+    fused: bool = False,
 ) -> keras.Model:
     """One model with an output per seed (`member_0`, `member_1`, ...), each member starting
-    from exactly the weights `models.build_model` gives after `keras.utils.set_random_seed`."""
+    from exactly the weights `models.build_model` gives after `keras.utils.set_random_seed`.
+    `fused` as in `models.build_model`."""
     members, gates = len(seeds), GATES[cell]
     separate = []
     for seed in seeds:
@@ -62,7 +63,7 @@ def build_packed(
             )
         )
     inputs = keras.Input((timesteps, input_dim), name="sequence")
-    recurrent = LAYERS[cell](
+    recurrent = models.recurrent_layer(cell, fused=fused)(
         members * units, name=cell,
         recurrent_constraint=BlockDiagonal(members, units, gates),
     )

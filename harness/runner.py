@@ -32,6 +32,14 @@ def select_device(device: str) -> str:
     return "/GPU:0" if gpus else "/CPU:0"
 
 
+def loop_kernel(device: str, cell: str) -> str:
+    """What runs the recurrent loop: cudnn (LSTM/GRU on a GPU), block_lstm (an LSTM on the CPU,
+    harness/fused.py) or keras (Keras's own loop)."""
+    if device.startswith("/GPU") and cell in ("lstm", "gru"):
+        return "cudnn"
+    return "block_lstm" if cell == "lstm" and not device.startswith("/GPU") else "keras"
+
+
 def configure_threads(jobs: int) -> None:
     """Share the cores between `jobs` parallel jobs. Must run before TensorFlow's first op in
     this process; a worker's later jobs keep what its first job set."""
@@ -184,6 +192,7 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
             input_dim=splits.input_dim,
             num_classes=splits.num_classes,
             use_cudnn=True if device.startswith("/GPU") else "auto",
+            fused=not device.startswith("/GPU"),
         )
         history, train_time, epoch_time, test_probabilities, train_probabilities = (
             fit_and_predict(model, splits, train_config, callbacks=callbacks)
@@ -199,7 +208,7 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
     device_name = gpu_names()[0] if device.startswith("/GPU") else "cpu"
     return {
         "params": params, "metrics": metrics, "history": history, "device": device_name,
-        "cudnn": device.startswith("/GPU") and model_config["cell"] in ("lstm", "gru"),
+        "kernel": loop_kernel(device, model_config["cell"]),
     }
 
 
@@ -217,7 +226,7 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
         model = packing.build_packed(
             cell=model_config["cell"], units=model_config["units"], seeds=seeds,
             timesteps=splits.timesteps, input_dim=splits.input_dim,
-            num_classes=splits.num_classes,
+            num_classes=splits.num_classes, fused=not device.startswith("/GPU"),
         )
         # The members share one batch order, drawn from the first seed as an unpacked run of
         # that seed would draw it.
@@ -244,6 +253,7 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
             "metrics": metrics,
             "history": member_history,
             "device": device_name,
+            "kernel": loop_kernel(device, model_config["cell"]),
             "packed": {"seeds": seeds, "train_time_s": train_time},
         })
     return results

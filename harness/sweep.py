@@ -6,6 +6,7 @@ the end a table and the exit code tell how it went."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -29,6 +30,7 @@ EXPERIMENTS = ROOT / "experiments"
 # Set by the sweep for its jobs (they may run in other processes).
 PARENT_ENV = "HARNESS_PARENT_RUN_ID"
 TOTAL_ENV = "HARNESS_SWEEP_JOBS"
+PACKS_ENV = "HARNESS_PACKS"
 START_ENV = "HARNESS_SWEEP_START"
 
 
@@ -84,17 +86,26 @@ def job_config(config: DictConfig) -> dict:
     return OmegaConf.to_container(config, resolve=True)
 
 
-def packs(config: dict) -> bool:
-    """Whether a job with `seeds` trains them packed (small sizes) or one after another."""
-    return config["model"]["units"] <= config["pack_max_units"] and len(config["seeds"]) > 1
+def pack_group(config: dict) -> str:
+    """Jobs whose configs differ only in seed share this key."""
+    return run_key({**config, "seed": 0})
 
 
-def member_keys(config: dict) -> list[str]:
-    """The run_key of every run a job makes: one, or one per seed of `seeds`."""
-    if not config.get("seeds"):
-        return [run_key(config)]
-    pack = config["seeds"] if packs(config) else None
-    return [run_key({**config, "seed": seed}, pack) for seed in config["seeds"]]
+def plan_packs(configs: list[dict]) -> dict[str, list[int]]:
+    """Which jobs train together, packed into one layer (harness/packing.py): the seeds of each
+    configuration whose size is at most pack_max_units (0: none). Group key → sorted seeds, for
+    groups of two seeds or more."""
+    groups: dict[str, set[int]] = {}
+    for config in configs:
+        if config["model"]["units"] <= config["pack_max_units"]:
+            groups.setdefault(pack_group(config), set()).add(config["seed"])
+    return {key: sorted(seeds) for key, seeds in groups.items() if len(seeds) > 1}
+
+
+def job_pack(config: dict) -> list[int] | None:
+    """The seeds a job is packed with (itself included), as the sweep planned them; None when
+    it trains alone."""
+    return json.loads(os.environ.get(PACKS_ENV, "{}")).get(pack_group(config))
 
 
 class SweepCallback(Callback):
@@ -105,7 +116,7 @@ class SweepCallback(Callback):
 
         loader = GlobalHydra.instance().config_loader()
         jobs = job_overrides(config)
-        keys, runs = set(), []
+        configs = []
         for overrides in jobs:
             try:
                 composed = loader.load_sweep_config(config, list(overrides))
@@ -116,8 +127,7 @@ class SweepCallback(Callback):
                 fail(str(error))
             except Exception as error:  # composition: unknown key or group option
                 fail(f"ARGS {' '.join(overrides)}: {str(error).splitlines()[0]}")
-            keys.update(member_keys(job))
-            runs += member_keys(job)
+            configs.append(job)
             if job["device"] == "gpu":
                 from harness.runner import select_device
 
@@ -125,6 +135,10 @@ class SweepCallback(Callback):
                     select_device("gpu")
                 except ConfigError as error:
                     fail(str(error))
+        packs = plan_packs(configs)
+        os.environ[PACKS_ENV] = json.dumps(packs)
+        runs = [run_key(job, job_pack(job)) for job in configs]
+        keys = set(runs)
         study = config.study
         try:
             uri = tracking.connect(config.tracking.uri)
@@ -143,8 +157,11 @@ class SweepCallback(Callback):
         os.environ[START_ENV] = str(time.time())
         skipped = sum(key in finished for key in runs)
         self.uri, self.parent, self.total, self.skipped = uri, parent, len(runs), skipped
+        packed = sum(len(seeds) for seeds in packs.values())
         print(
-            f"sweep {study}: {len(jobs)} jobs, {len(runs)} runs, {skipped} already finished (skipped"
+            f"sweep {study}: {len(jobs)} jobs, {len(runs)} runs"
+            + (f" ({packed} of them in {len(packs)} packs)" if packs else "")
+            + f", {skipped} already finished (skipped"
             f"{'' if config.force else '; FORCE=1 re-runs them'}), store {uri}, parent run {parent}"
             + (f"; marked {stale} stale RUNNING runs KILLED" if stale else ""),
             flush=True,
@@ -211,15 +228,16 @@ def progress() -> tuple[int, int]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
 def job(cfg: DictConfig) -> str:
-    """One Hydra job = one child run (or one per seed of `seeds`). A failure is recorded and
-    the sweep goes on."""
+    """One Hydra job = one child run (a pack's runs are made by the job of its first seed).
+    A failure is recorded and the sweep goes on."""
     from harness import tracking
 
     config = job_config(cfg)
     share_gpus(config)
-    if config.get("seeds"):
-        return seeds_job(config)
     uri = tracking.connect(config["tracking"]["uri"])
+    pack = job_pack(config)
+    if pack:
+        return pack_job(config, pack, uri, os.environ[PARENT_ENV], *progress())
     return single_run(config, uri, os.environ[PARENT_ENV], job_label(config), *progress())
 
 
@@ -244,7 +262,8 @@ def single_run(config: dict, uri: str, parent: str, label: str, number: int, tot
             result = runner.train(config, callbacks=[tracking.epoch_logger()], splits=splits)
             tracking.log_result(
                 result["metrics"],
-                tags={"device": result["device"], "cudnn": str(result["cudnn"]).lower()},
+                tags={"device": result["device"], "kernel": result["kernel"],
+                      "cudnn": str(result["kernel"] == "cudnn").lower()},
             )
     except Exception as error:
         print(f"[{number}/{total}] {label}: FAILED — {type(error).__name__}: {error}", flush=True)
@@ -280,31 +299,28 @@ def launcher_overrides(jobs: str, force: str, launcher: str) -> list[str]:
     return overrides
 
 
-def seeds_job(config: dict) -> str:
-    """A job over `seeds`: each seed is its own child run. Sizes up to pack_max_units are
-    trained packed into one layer (harness/packing.py); larger ones one after another, exactly
-    as separate jobs would train them."""
+def pack_job(config: dict, pack: list[int], uri: str, parent: str, number: int,
+             total: int) -> str:
+    """A job of a pack: the job of the pack's first seed trains every seed of the pack in one
+    packed model (harness/packing.py), each seed its own child run; the others have nothing
+    left to do."""
     from harness import runner, tracking
 
     study = config["study"]
-    uri = tracking.connect(config["tracking"]["uri"])
-    parent = os.environ[PARENT_ENV]
-    number, total = progress()
-    label = job_label(config, ("jobs", "force", "seed", "seeds", "pack_max_units"))
-    if not packs(config):
-        outcomes = []
-        for seed in config["seeds"]:
-            member = {**config, "seeds": None, "seed": seed}
-            outcomes.append(single_run(member, uri, parent, f"{label} seed={seed}", number, total))
-        return "failed" if "failed" in outcomes else "finished"
-    seeds, keys = config["seeds"], member_keys(config)
+    label = job_label(config, ("jobs", "force", "seed"))
+    if config["seed"] != pack[0]:
+        print(f"[{number}/{total}] {label} seed={config['seed']}: trained in the pack of seed "
+              f"{pack[0]}", flush=True)
+        return "packed"
+    keys = [run_key({**config, "seed": seed}, pack) for seed in pack]
     if not config["force"]:
-        done = {seed for seed, key in zip(seeds, keys) if tracking.finished_run(uri, study, key)}
-        if done:
-            print(f"[{number}/{total}] {label}: seeds {sorted(done)} skipped (finished)", flush=True)
-        if len(done) == len(seeds):
+        done = {seed for seed, key in zip(pack, keys) if tracking.finished_run(uri, study, key)}
+        if len(done) == len(pack):
+            print(f"[{number}/{total}] {label} seeds {pack}: skipped (finished)", flush=True)
             return "skipped"
-    # The pack stays whole (its batch order and keys depend on it); finished members re-run.
+        if done:
+            print(f"[{number}/{total}] {label}: seeds {sorted(done)} finished already; the pack "
+                  "re-runs whole (its batch order depends on all of it)", flush=True)
     runner.configure_threads(config["jobs"])
     started = time.perf_counter()
     splits = runner.splits_for(config)
@@ -314,13 +330,13 @@ def seeds_job(config: dict) -> str:
             "key": key,
             "params": runner.job_params({**config, "seed": seed}, splits),
             "config_yaml": OmegaConf.to_yaml({**config, "seed": seed}),
-            "packed_with": ",".join(map(str, seeds)),
+            "packed_with": ",".join(map(str, pack)),
         }
-        for seed, key in zip(seeds, keys)
+        for seed, key in zip(pack, keys)
     ]
     try:
         with tracking.member_runs(uri, study, parent, members) as run_ids:
-            results = runner.train_packed(config, seeds, splits=splits)
+            results = runner.train_packed(config, pack, splits=splits)
             for run_id, result in zip(run_ids, results):
                 tracking.log_member(uri, run_id, result)
     except Exception as error:
@@ -328,7 +344,7 @@ def seeds_job(config: dict) -> str:
         return "failed"
     accuracies = ", ".join(f"{r['metrics']['test_accuracy']:.4f}" for r in results)
     print(
-        f"[{number}/{total}] {label} seeds={seeds} packed: test_accuracy {accuracies} "
+        f"[{number}/{total}] {label} seeds {pack} packed: test_accuracy {accuracies} "
         f"({time.perf_counter() - started:.0f} s)",
         flush=True,
     )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness import data, models, packing, runner
+from harness import data, models, packing, runner, sweep
 from tests.conftest import run_sweep
 
 
@@ -15,11 +15,12 @@ def small():
     return data.mnist_splits(train_size=640, val_size=200)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
-def test_members_match_separate_models(small, cell):
+@pytest.mark.parametrize("cell,fused", [("lstm", False), ("lstm", True), ("gru", False),
+                                        ("simple_rnn", False)])
+def test_members_match_separate_models(small, cell, fused):
     seeds, units = [3, 7, 11], 6
     shape = dict(timesteps=28, input_dim=28, num_classes=10)
-    packed = packing.build_packed(cell=cell, units=units, seeds=seeds, **shape)
+    packed = packing.build_packed(cell=cell, units=units, seeds=seeds, fused=fused, **shape)
     packed.compile(optimizer=keras.optimizers.Adam(1e-2),
                    loss=["sparse_categorical_crossentropy"] * len(seeds))
     packed.fit(small.x_train, [small.y_train] * 3, batch_size=128, epochs=2, shuffle=False,
@@ -59,23 +60,43 @@ def test_first_member_equals_the_unpacked_run(small):
 
 
 def test_packed_members_are_child_runs(store):
-    result = run_sweep("smoke", "seeds=[0,1]", "hydra.sweeper.params.seed=0", "model.units=4",
-                       "data.train_size=300", "data.val_size=100", store=store)
+    # The smoke grid is units {4, 16} × seeds {0, 1}: 4 units is packed, 16 units is not.
+    result = run_sweep("smoke", "pack_max_units=8", "data.train_size=300", "data.val_size=100",
+                       store=store)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "seeds=[0, 1] packed" in result.stdout
+    assert "4 jobs, 4 runs (2 of them in 1 packs)" in result.stdout
+    assert "seeds [0, 1] packed" in result.stdout
+    assert "seed=1: trained in the pack of seed 0" in result.stdout
+    assert "4 finished, 0 failed, 0 skipped, 0 not run" in result.stdout
     client = MlflowClient(f"sqlite:///{store}")
     experiment = client.get_experiment_by_name("smoke")
     runs = client.search_runs([experiment.experiment_id], "tags.packed_with = '0,1'")
-    assert sorted(r.data.params["seed"] for r in runs) == ["0", "1"]
+    assert sorted((r.data.params["units"], r.data.params["seed"]) for r in runs) == [
+        ("4", "0"), ("4", "1")]
+    alone = client.search_runs([experiment.experiment_id], "params.units = '16'")
+    assert len(alone) == 2 and all("packed_with" not in r.data.tags for r in alone)
     parent = client.search_runs([experiment.experiment_id], "tags.sweep = 'parent'")[0]
     for run in runs:
         assert run.info.status == "FINISHED"
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert run.data.metrics["param_count"] == models.param_count("lstm", 4, 28, 10)
+        assert run.data.tags["kernel"] == "block_lstm"
         assert 0 <= run.data.metrics["test_accuracy"] <= 1
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert sorted(m.step for m in history) == [0, 1]
     assert len({r.data.tags["run_key"] for r in runs}) == 2
-    again = run_sweep("smoke", "seeds=[0,1]", "hydra.sweeper.params.seed=0", "model.units=4",
-                      "data.train_size=300", "data.val_size=100", store=store)
-    assert "0 finished, 0 failed, 2 skipped" in again.stdout
+    again = run_sweep("smoke", "pack_max_units=8", "data.train_size=300", "data.val_size=100",
+                      store=store)
+    assert "0 finished, 0 failed, 4 skipped" in again.stdout
+
+
+def test_sweep_plans_packs_per_configuration():
+    def job(units, seed, pack_max_units=16, epochs=2):
+        return {"data": {"name": "mnist"}, "model": {"cell": "lstm", "units": units},
+                "train": {"epochs": epochs}, "seed": seed, "pack_max_units": pack_max_units}
+
+    jobs = [job(units, seed) for units in (4, 32) for seed in (2, 0, 1)] + [job(4, 0, epochs=3)]
+    packs = sweep.plan_packs(jobs)
+    assert list(packs.values()) == [[0, 1, 2]]  # 4 units, 2 epochs; 32 units is too wide
+    assert sweep.plan_packs([job(4, seed, pack_max_units=0) for seed in (0, 1)]) == {}
+    assert sweep.plan_packs([job(4, 0)]) == {}  # one seed: nothing to pack with

@@ -32,6 +32,9 @@ def test_one_parent_with_finished_children(smoke):
     }
     assert len({r.data.tags["run_key"] for r in children}) == 4
     assert all(r.data.tags["study"] == "smoke" for r in runs)
+    # No GPU in the tests: the LSTM runs TensorFlow's fused CPU kernel (harness/fused.py).
+    assert {(r.data.tags["device"], r.data.tags["kernel"], r.data.tags["cudnn"])
+            for r in children} == {("cpu", "block_lstm", "false")}
     assert "[4/4] model.units=16 seed=1: test_accuracy" in result.stdout  # progress, one line per job
 
 
