@@ -9,10 +9,12 @@ path is faster; the runner uses this layer on the CPU only.
 
 Same layer otherwise: the weights, their layout (gates i, f, c, o), their initialisation and
 the maths are keras.layers.LSTM's; only the order of floating-point operations differs, so
-outputs and gradients agree to float rounding (tests/test_fused.py). BlockLSTM, not
-BlockLSTMV2: TensorFlow 2.21 registers V1's gradient (gate order i, c, f, o) for V2 (gate order
-i, f, c, o), so V2's gradients are wrong; V1 is right once the gates are reordered. Settings the kernel does not cover
-(masks, dropout, other activations, go_backwards, unroll) fall back to Keras's loop."""
+outputs and gradients agree to float rounding (tests/test_fused.py). Settings the kernel does
+not cover (masks, dropout, other activations, go_backwards, unroll) fall back to Keras's loop.
+
+BlockLSTM, not BlockLSTMV2: TensorFlow 2.21 registers V1's gradient (gate order i, c, f, o)
+for V2 (gate order i, f, c, o), so V2's gradients are wrong; V1 is right once the gates are
+reordered."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ import tensorflow as tf  # noqa: E402
 from harness import data, models, packing  # noqa: E402
 from harness.config import ConfigError, check_config  # noqa: E402
 
+
 def gpu_names() -> list[str]:
     return [device.name for device in tf.config.list_physical_devices("GPU")]
 

@@ -36,6 +36,7 @@ def test_one_parent_with_finished_children(smoke):
     assert {(r.data.tags["device"], r.data.tags["kernel"], r.data.tags["cudnn"])
             for r in children} == {("cpu", "block_lstm", "false")}
     assert "[4/4] model.units=16 seed=1: test_accuracy" in result.stdout  # progress, one line per job
+    assert "ETA 0.0 min)" in result.stdout  # after the last job
 
 
 def test_params_metrics_and_curves(smoke):
