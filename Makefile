@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STUDY ?= units_mnist
 ARGS ?=
-JOBS ?= 1
+# Jobs at once: the cores, at most 4 (each job gets cores / JOBS threads).
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 FORCE ?=
 LAUNCHER ?=
 UI_PORT ?= 5000

@@ -55,3 +55,7 @@ def test_result_schema_and_targets():
     assert "MISSED (2.00×)" in missed["targets"][0]
     assert "What limits it" in missed["targets"][0] and "What limits" not in result["targets"][0]
     assert "MISSED (largest difference 5.00 points)" in missed["targets"][1]
+    # fake runs are unpacked: all 4 see the baseline's initialisation and batch order
+    assert "(4: unpacked runs and each pack's first seed) differ by at most 5.00" in (
+        missed["targets"][1])
+    assert "spread by up to 0.0 points" in missed["targets"][1]
