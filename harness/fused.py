@@ -3,8 +3,8 @@
 while-loop of small ops. Knows nothing of Hydra or MLflow.
 
 Why: small recurrent models are almost pure per-op overhead on a CPU. Measured on 2 cores
-(1 thread, batch 128, row MNIST): an epoch of LSTM(8) 1.84 s fused vs ~3.9 s with Keras's
-loop, LSTM(32) 2.67 vs 4.04 s, LSTM(128) about the same (9.3 s). On a GPU Keras's own cuDNN
+(1 thread, batch 128, row MNIST): an epoch of LSTM(16) 2.11 s fused vs 3.89 s with Keras's
+loop, LSTM(32) 2.67 vs 4.04 s, LSTM(128) about the same (~9.3 s). On a GPU Keras's own cuDNN
 path is faster; the runner uses this layer on the CPU only.
 
 Same layer otherwise: the weights, their layout (gates i, f, c, o), their initialisation and
