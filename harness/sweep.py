@@ -242,9 +242,13 @@ def share_gpus(config: dict) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(HydraConfig.get().job.num % len(gpus))
 
 
-def job_label(config: dict, leave_out=("jobs", "force")) -> str:
-    """The job's swept overrides, e.g. `model.units=8 seed=2`: its run name and progress label."""
-    swept = [o for o in HydraConfig.get().overrides.task if o.split("=")[0] not in leave_out]
+def job_label(config: dict, seed: int | None = None) -> str:
+    """The job's swept overrides, e.g. `model.units=8 seed=2`: its run name and progress label;
+    with `seed`, the label of that seed's job (for the members of a pack)."""
+    overrides = HydraConfig.get().overrides.task
+    swept = [o for o in overrides if o.split("=")[0] not in ("jobs", "force")]
+    if seed is not None:
+        swept = [f"seed={seed}" if o.split("=")[0] == "seed" else o for o in swept]
     return " ".join(swept) or f"{config['model']['cell']} units={config['model']['units']}"
 
 
@@ -332,16 +336,15 @@ def pack_job(config: dict, pack: list[int], uri: str, parent: str, number: int,
     from harness import runner, tracking
 
     study = config["study"]
-    label = job_label(config, ("jobs", "force", "seed"))
+    label = job_label(config)
     if config["seed"] != pack[0]:
-        print(f"[{number}/{total}] {label} seed={config['seed']}: trained in the pack of seed "
-              f"{pack[0]}", flush=True)
+        print(f"[{number}/{total}] {label}: trained in the pack of seed {pack[0]}", flush=True)
         return "packed"
     keys = [run_key({**config, "seed": seed}, pack) for seed in pack]
     if not config["force"]:
         done = {seed for seed, key in zip(pack, keys) if tracking.finished_run(uri, study, key)}
         if len(done) == len(pack):
-            print(f"[{number}/{total}] {label} seeds {pack}: skipped (finished)", flush=True)
+            print(f"[{number}/{total}] {label} (pack {pack}): skipped (finished)", flush=True)
             return "skipped"
         if done:
             print(f"[{number}/{total}] {label}: seeds {sorted(done)} finished already; the pack "
@@ -351,7 +354,7 @@ def pack_job(config: dict, pack: list[int], uri: str, parent: str, number: int,
     splits = runner.splits_for(config)
     members = [
         {
-            "name": f"{label} seed={seed}",
+            "name": job_label(config, seed),
             "key": key,
             "params": runner.job_params({**config, "seed": seed}, splits),
             "config_yaml": OmegaConf.to_yaml({**config, "seed": seed}),
@@ -369,7 +372,7 @@ def pack_job(config: dict, pack: list[int], uri: str, parent: str, number: int,
         return "failed"
     accuracies = ", ".join(f"{r['metrics']['test_accuracy']:.4f}" for r in results)
     print(
-        f"[{number}/{total}] {label} seeds {pack} packed: test_accuracy {accuracies} "
+        f"[{number}/{total}] {label} (pack {pack}): test_accuracy {accuracies} "
         f"({time.perf_counter() - started:.0f} s; {eta(number)})",
         flush=True,
     )
