@@ -38,7 +38,7 @@ install: $(STAMP)  ## create .venv and install the pinned dependencies
 install-gpu: $(STAMP)  ## add TensorFlow's CUDA libraries (tensorflow[and-cuda]) for device=gpu
 	$(PY) -m pip install --quiet "tensorflow[and-cuda]==2.21.0"
 
-sweep: $(STAMP)  ## run a study: make sweep [STUDY=units_mnist] [ARGS='model.units=8,16'] [JOBS=n] [FORCE=1] [LAUNCHER=local|slurm]
+sweep: $(STAMP)  ## run a study: make sweep [STUDY=units_mnist] [ARGS='model.units=8,16'] [JOBS=n, default cores ≤ 4] [FORCE=1] [LAUNCHER=local|slurm]
 	$(PY) -m harness $(STUDY) --jobs='$(JOBS)' --force='$(FORCE)' --launcher='$(LAUNCHER)' $(ARGS)
 
 report: $(STAMP)  ## summarise a study into results/STUDY/ (summary.csv, plots, report.md) [TARGET=0.9]
