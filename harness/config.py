@@ -9,6 +9,7 @@ import json
 from harness import data, models
 
 DEVICES = ("auto", "cpu", "gpu")
+ANALYSES = ("auto", "capacity", "batch_timesteps", "memorization", "double_descent")
 # The sections that change a result; launcher, tracking and output paths are left out.
 RESULT_AFFECTING = ("data", "model", "train", "seed")
 
@@ -62,3 +63,14 @@ def check_config(config: dict) -> None:
         raise ConfigError(f"pack_max_units: {pack_max!r} is not allowed; use an integer ≥ 0")
     if config["device"] not in DEVICES:
         raise ConfigError(f"device: {config['device']!r} is unknown; allowed: {', '.join(DEVICES)}")
+    check_report(config.get("report", {}))
+
+
+def check_report(report: dict) -> None:
+    """The study's `report:` section: which analysis answers it and its accuracy target."""
+    analysis = report.get("analysis", "auto")
+    if analysis not in ANALYSES:
+        raise ConfigError(f"report.analysis: {analysis!r} is unknown; allowed: {', '.join(ANALYSES)}")
+    target = report.get("target", 0.9)
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
+        raise ConfigError(f"report.target: {target!r} is not allowed; use a number in (0, 1]")

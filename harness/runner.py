@@ -87,17 +87,31 @@ def scores(probabilities: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Records each epoch's wall time."""
+    """Records each epoch's wall time, and its training part alone (up to the validation)."""
 
     def __init__(self):
         super().__init__()
         self.times: list[float] = []
+        self.train_times: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
+        self._training = True
+
+    def on_test_begin(self, logs=None):
+        if self._training:  # fit's validation, not a separate evaluate
+            self.train_times.append(time.perf_counter() - self._start)
+            self._training = False
 
     def on_epoch_end(self, epoch, logs=None):
         self.times.append(time.perf_counter() - self._start)
+        if self._training:  # no validation this epoch
+            self.train_times.append(self.times[-1])
+
+    def samples_per_s(self, examples: int) -> float:
+        """Training throughput: examples over the median epoch's training part (the median
+        leaves out the first epoch's tracing when there are three epochs or more)."""
+        return examples / float(np.median(self.train_times))
 
 
 def _check_finite(history: dict) -> None:
@@ -110,7 +124,7 @@ def _check_finite(history: dict) -> None:
 
 
 def final_metrics(config, splits, history, test_probabilities, train_probabilities, *,
-                  train_time: float, epoch_time: float) -> dict:
+                  train_time: float, epoch_time: float, samples_per_s: float) -> dict:
     """The run's closing metrics, named as in CONTRACT.md. Times are this run's share."""
     test_accuracy, test_loss = scores(test_probabilities, splits.y_test)
     train_accuracy, train_loss = scores(train_probabilities, splits.y_train_clean)
@@ -131,7 +145,7 @@ def final_metrics(config, splits, history, test_probabilities, train_probabiliti
         "best_epoch": best_epoch,
         "train_time_s": train_time,
         "epoch_time_s": epoch_time,
-        "samples_per_s": len(splits.y_train) * config["train"]["epochs"] / train_time,
+        "samples_per_s": samples_per_s,
     }
 
 
@@ -141,7 +155,10 @@ PREDICT_BATCH = 1024
 def fit_and_predict(model, splits, train_config, *, members=None, batch_seed=None, callbacks=()):
     """Compile with Adam, fit with validation every epoch, then predict the test and training
     sets. `members` is the number of packed outputs (each its own loss; None: one model).
-    Returns (history, train_time, mean epoch time, test outputs, train outputs)."""
+    Validation runs at PREDICT_BATCH whatever the training batch size: it does not change what
+    is learned, and at batch size 1 it would otherwise cost more than the training.
+    Returns (history, train_time, mean epoch time, training samples/s, test outputs, train
+    outputs)."""
     def labels(y):
         return y if members is None else [y] * members
 
@@ -161,6 +178,7 @@ def fit_and_predict(model, splits, train_config, *, members=None, batch_seed=Non
         batch_size=train_config["batch_size"],
         epochs=train_config["epochs"],
         validation_data=(splits.x_val, labels(splits.y_val)),
+        validation_batch_size=PREDICT_BATCH,
         callbacks=[timer, keras.callbacks.TerminateOnNaN(), *callbacks],
         verbose=2,
     ).history
@@ -168,7 +186,8 @@ def fit_and_predict(model, splits, train_config, *, members=None, batch_seed=Non
     _check_finite(history)
     test_outputs = model.predict(splits.x_test, batch_size=PREDICT_BATCH, verbose=0)
     train_outputs = model.predict(splits.x_train, batch_size=PREDICT_BATCH, verbose=0)
-    return history, train_time, float(np.mean(timer.times)), test_outputs, train_outputs
+    throughput = timer.samples_per_s(len(splits.y_train))
+    return history, train_time, float(np.mean(timer.times)), throughput, test_outputs, train_outputs
 
 
 def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict:
@@ -195,12 +214,12 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
             use_cudnn=True if device.startswith("/GPU") else "auto",
             fused=not device.startswith("/GPU"),
         )
-        history, train_time, epoch_time, test_probabilities, train_probabilities = (
+        history, train_time, epoch_time, throughput, test_probabilities, train_probabilities = (
             fit_and_predict(model, splits, train_config, callbacks=callbacks)
         )
     metrics = final_metrics(
         config, splits, history, test_probabilities, train_probabilities,
-        train_time=train_time, epoch_time=epoch_time,
+        train_time=train_time, epoch_time=epoch_time, samples_per_s=throughput,
     )
     if metrics["param_count"] != model.count_params():
         raise AssertionError(
@@ -231,7 +250,7 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
         )
         # The members share one batch order, drawn from the first seed as an unpacked run of
         # that seed would draw it.
-        history, train_time, epoch_time, test_outputs, train_outputs = fit_and_predict(
+        history, train_time, epoch_time, throughput, test_outputs, train_outputs = fit_and_predict(
             model, splits, train_config, members=members, batch_seed=seeds[0]
         )
     device_name = gpu_names()[0] if device.startswith("/GPU") else "cpu"
@@ -248,6 +267,7 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
         metrics = final_metrics(
             member_config, splits, member_history, test_outputs[member], train_outputs[member],
             train_time=train_time / members, epoch_time=epoch_time / members,
+            samples_per_s=throughput * members,  # each member sees every example
         )
         results.append({
             "params": job_params(member_config, splits),
