@@ -44,6 +44,7 @@ def explain(*, cell: str, units: int, timesteps: int, input_dim: int, num_classe
         f"{'head':<10} (u+1)·C = ({units}+1)·{num_classes} = {head:,}",
         f"{'total':<10} {recurrent + head:,}  (Keras count_params: {model.count_params():,})",
     ]
+    lines += ["", *output_shapes(cell, units, timesteps, input_dim)]
     if cell == "lstm":
         lines += [
             "",
@@ -55,6 +56,27 @@ def explain(*, cell: str, units: int, timesteps: int, input_dim: int, num_classe
             " Keras splits the kernel into kernel (i, 4u) and recurrent_kernel (u, 4u).",
         ]
     return "\n".join(lines)
+
+
+def output_shapes(cell: str, units: int, timesteps: int, input_dim: int) -> list[str]:
+    """What the recurrent layer returns, read off Keras's own symbolic shapes (None = batch)."""
+    import keras
+
+    layer_class = models.recurrent_layer(cell)
+    inputs = keras.Input((timesteps, input_dim))
+    last = layer_class(units)(inputs)
+    sequence, *states = layer_class(units, return_sequences=True, return_state=True)(inputs)
+    names = ["h", "c"] if cell == "lstm" else ["h"]
+    return [
+        f"Output of {cell.upper()}({units}) (None = the batch):",
+        f"  return_sequences=False  (batch, units)            = {tuple(last.shape)}"
+        "   the last step only: what the head sees here",
+        f"  return_sequences=True   (batch, timesteps, units) = {tuple(sequence.shape)}"
+        "   every step: what a stacked layer needs",
+        f"  return_state=True adds the final state{'s' if len(states) > 1 else ''} "
+        + ", ".join(f"{name} {tuple(state.shape)}" for name, state in zip(names, states))
+        + " — (batch, units) each",
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -286,6 +286,21 @@ def study_runs(uri: str, study: str):
     return mlflow.search_runs([experiment.experiment_id], max_results=100000)
 
 
+def metric_histories(uri: str, run_ids: list[str],
+                     names=("loss", "accuracy", "val_loss", "val_accuracy")):
+    """Per-epoch metrics of the given runs as a pandas frame: run_id, metric, step, value."""
+    import pandas as pd
+
+    client = MlflowClient(uri)
+    rows = [
+        {"run_id": run_id, "metric": name, "step": point.step, "value": point.value}
+        for run_id in run_ids
+        for name in names
+        for point in client.get_metric_history(run_id, name)
+    ]
+    return pd.DataFrame(rows, columns=["run_id", "metric", "step", "value"])
+
+
 def latest_parent(runs) -> str | None:
     """The newest sweep parent run in a `study_runs` frame."""
     if runs is None or runs.empty or "tags.sweep" not in runs:

@@ -1,14 +1,16 @@
-"""The capacity report: statistics on hand-made tables with known answers, the minimal-units
-logic on edge cases, and the files a real smoke sweep's report writes and logs."""
+"""Reports: statistics on hand-made tables with known answers, the minimal-units logic on edge
+cases, the bits estimator, and each analysis on a real tiny sweep (files, the Answer's numbers)."""
 
+import os
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from harness import report
-from tests.conftest import ROOT
+from harness import analyses, report
+from tests.conftest import ROOT, run_sweep
 
 
 def table(accuracies: dict[int, list[float]], **fixed) -> pd.DataFrame:
@@ -45,11 +47,11 @@ def test_minimal_units_edge_cases():
         16: [0.89, 0.89, 0.89], 32: [0.97, 0.97, 0.98],
     }))
     # Reached by the mean at 4 units, whose wide CI dips below; the CI clears it at 8.
-    assert report.minimal_units(summary, 0.9, "test_accuracy_mean") == 4
-    assert report.minimal_units(summary, 0.9, "test_accuracy_ci_low") == 8
-    assert report.non_monotone(summary, 0.9, "test_accuracy_mean") == [16]
-    assert report.minimal_units(summary, 0.99, "test_accuracy_mean") is None
-    lines = report.answer(summary, 0.99)
+    assert analyses.minimal_units(summary, 0.9, "test_accuracy_mean") == 4
+    assert analyses.minimal_units(summary, 0.9, "test_accuracy_ci_low") == 8
+    assert analyses.non_monotone(summary, 0.9, "test_accuracy_mean") == [16]
+    assert analyses.minimal_units(summary, 0.99, "test_accuracy_mean") is None
+    lines = analyses.capacity_answer(summary.assign(num_classes=10), 0.99)
     assert "No size reaches 99%" in lines[0] and "32 units" in lines[0]
 
 
@@ -71,17 +73,22 @@ def test_runs_frame_keeps_newest_finished_per_key():
     assert frame["units"].dtype.kind in "if" and frame["label_noise"].dtype.kind == "f"
 
 
-def test_memorization_bits_per_parameter():
-    frame = pd.DataFrame({
-        "units": [4] * 6, "param_count": [1000] * 6, "num_classes": [10] * 6,
-        "label_noise": [1.0] * 6, "train_size": [100, 100, 300, 300, 1000, 1000],
-        "fit_accuracy": [1.0, 0.995, 0.999, 0.985, 0.6, 0.7],
-    })
-    row = report.memorization(frame).iloc[0]
-    # 300 is fitted by one seed only (mean 0.992 ≥ 0.99 still counts); 1000 is not.
-    assert row["largest_fitted"] == 300
-    assert row["bits_per_param"] == pytest.approx(300 * np.log2(10) / 1000)
-    assert report.memorization(frame.assign(label_noise=0.0)).empty
+def test_fano_bits_against_hand_computed_values():
+    assert analyses.fano_bits(300, 1.0, 10) == pytest.approx(300 * np.log2(10))  # all fitted
+    assert analyses.fano_bits(300, 0.1, 10) == pytest.approx(0.0, abs=1e-9)  # chance
+    assert analyses.fano_bits(300, 0.05, 10) == pytest.approx(0.0, abs=1e-9)  # below chance
+    # p = 0.5 of 10 classes: log2 10 − H_b(0.5) − 0.5·log2 9 = 3.32193 − 1 − 1.58496 bits each
+    assert analyses.fano_bits(1000, 0.5, 10) == pytest.approx(1000 * 0.736966, rel=1e-5)
+    assert analyses.fano_bits(10, 1.0, 2) == pytest.approx(10.0)
+
+
+def test_auto_picks_the_analysis_from_what_was_swept():
+    units = report.summarize(table({4: [0.5, 0.6], 8: [0.7, 0.8]}))
+    assert report.choose_analysis("auto", units) == "capacity"
+    assert report.choose_analysis("auto", units.assign(label_noise=1.0)) == "memorization"
+    batches = pd.concat([units[units["units"] == 4].assign(batch_size=b) for b in (16, 64)])
+    assert report.choose_analysis("auto", batches) == "batch_timesteps"
+    assert report.choose_analysis("double_descent", units) == "double_descent"
 
 
 def test_report_files(smoke_report):
@@ -120,3 +127,99 @@ def test_explain_the_questions_model():
     assert "kernel (12+64, 4·64) = (76, 256)" in result.stdout
     assert "= 19,712" in result.stdout
     assert "lstm/lstm_cell/recurrent_kernel  (64, 256)" in result.stdout
+    import keras
+
+    sequence, h, c = keras.layers.LSTM(64, return_sequences=True, return_state=True)(
+        keras.Input((820, 12)))
+    last = keras.layers.LSTM(64)(keras.Input((820, 12)))
+    assert tuple(last.shape) == (None, 64) and tuple(sequence.shape) == (None, 820, 64)
+    assert f"return_sequences=False  (batch, units)            = {tuple(last.shape)}" in result.stdout
+    assert f"return_sequences=True   (batch, timesteps, units) = {tuple(sequence.shape)}" in result.stdout
+    assert f"final states h {tuple(h.shape)}, c {tuple(c.shape)}" in result.stdout
+
+
+def tiny_report(tmp_path, study: str, *overrides: str):
+    """A real tiny sweep of `study` into a temporary store, then its report:
+    (folder, report.md text, Answer text, summary frame)."""
+    store = tmp_path / "mlflow.db"
+    result = run_sweep(study, *overrides, store=store)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{store}")
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.report", study, "--out", str(tmp_path / "out")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = tmp_path / "out" / study
+    text = (folder / "report.md").read_text()
+    answer = report.answer_text(text)
+    assert answer.startswith("- ") and answer in result.stdout  # printed at the end too
+    assert "what do the units buy" not in text
+    return folder, text, answer, pd.read_csv(folder / "summary.csv")
+
+
+def test_batch_timesteps_report(tmp_path):
+    folder, text, answer, summary = tiny_report(
+        tmp_path, "batch_timesteps_mnist", "train.batch_size=4,16", "data.timesteps=14,28",
+        "seed=0,1", "train.epochs=2", "data.train_size=64", "data.val_size=100",
+    )
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "batch_accuracy.png", "report.md", "speedups.csv", "summary.csv", "throughput.png",
+        "timesteps.png",
+    ]
+    assert text.startswith("# Batch size or time steps")
+    speedups = pd.read_csv(folder / "speedups.csv")
+    rate = summary.set_index(["timesteps", "batch_size"])["samples_per_s_mean"]
+    assert speedups["speedup"].tolist() == pytest.approx(
+        [rate[(14, 16)] / rate[(14, 4)], rate[(28, 16)] / rate[(28, 4)]], rel=1e-4)
+    geometric = np.exp(np.log(speedups["speedup"]).mean())
+    assert f"×{geometric:.2f} as many samples per second" in answer
+    row = summary[(summary["timesteps"] == 28) & (summary["batch_size"] == 4)].iloc[0]
+    assert f"{row['test_accuracy_mean']:.2%}" in answer and "Time steps" in answer
+    assert "90%" not in text
+
+
+def test_memorization_report(tmp_path):
+    folder, text, answer, _ = tiny_report(
+        tmp_path, "memorize", "model.units=2,4", "data.train_size=20,40", "seed=0",
+        "train.epochs=3",
+    )
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "memorization.csv", "memorization.png", "report.md", "summary.csv"
+    ]
+    table = pd.read_csv(folder / "memorization.csv")
+    expected = analyses.fano_bits(table["train_size"], table["fit_accuracy_mean"], 10)
+    assert table["bits_mean"].tolist() == pytest.approx(list(expected), rel=1e-4, abs=1e-6)
+    best = table.loc[table["bits_per_param_mean"].idxmax()]
+    assert f"Best: {best['bits_per_param_mean']:.2f} bits per parameter" in answer
+    assert "Collins et al. 2017" in answer and "Adam 0.01, 3 epochs, batch 128" in answer
+    assert "90%" not in text
+
+
+def test_double_descent_report(tmp_path):
+    folder, text, answer, summary = tiny_report(
+        tmp_path, "double_descent", "model.units=1,4", "data.label_noise=0.0,0.2", "seed=0,1",
+        "train.epochs=1", "data.train_size=50",
+    )
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "double_descent.png", "report.md", "summary.csv"
+    ]
+    assert len(summary) == 4 and set(summary["n_seeds"]) == {2}
+    assert "**label noise 0%:**" in answer and "**label noise 20%:**" in answer
+    error = 1 - summary[summary["label_noise"] == 0.2]["test_accuracy_mean"]
+    assert f"{error.iloc[0]:.2%}" in answer  # the smallest size's test error
+    assert "90%" not in text
+
+
+def test_capacity_report_with_its_own_target(tmp_path):
+    folder, text, answer, summary = tiny_report(
+        tmp_path, "units_motifs", "model.units=1,2", "budget=motifs_n500", "seed=0,1",
+        "train.epochs=1", "data.timesteps=20", "data.train_size=40", "data.test_size=200",
+    )
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "capacity.png", "overfitting.png", "report.md", "summary.csv"
+    ]
+    assert "75%" in answer and ("No size reaches 75%" not in answer or "50.00%" in answer)
+    assert "90%" not in text
+    best = summary.loc[summary["test_accuracy_mean"].idxmax()]
+    assert f"{best['test_accuracy_mean']:.2%}" in answer

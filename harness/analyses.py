@@ -1,0 +1,671 @@
+"""The analyses that answer a study's question from its summary table (harness/report.py):
+`capacity`, `batch_timesteps`, `memorization` and `double_descent`. Each returns an Analysis:
+the Answer in words with the numbers, the tables and the plots that show it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from harness.report import (
+    aggregate, band, finish, fmt, groups, markdown, pct, pyplot, save, swept_factors, with_ci,
+)
+
+COLLINS_BITS_PER_PARAM = 5.0  # Collins, Sohl-Dickstein & Sussillo 2017, any RNN cell
+FITTED = 0.99  # fit accuracy that counts as "fits its training labels" (training error ≤ 1%)
+
+
+@dataclass
+class Analysis:
+    answer: list[str]  # the Answer section, markdown lines
+    sections: list[str] = field(default_factory=list)  # markdown blocks after it
+    plots: dict[str, Callable[[Path], None]] = field(default_factory=dict)  # file → writer
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # further CSV files
+
+
+def seeds(row) -> str:
+    return f"{int(row['n_seeds'])} seed{'s' if row['n_seeds'] != 1 else ''}"
+
+
+def recipe(summary: pd.DataFrame) -> str:
+    """The training recipe the study's runs share, e.g. `Adam 0.01, 200 epochs, batch 128`."""
+    def values(column):
+        return "/".join(fmt(v) for v in sorted(summary[column].unique()))
+
+    return (f"Adam {values('learning_rate')}, {values('epochs')} epochs, "
+            f"batch {values('batch_size')}")
+
+
+def classes_of(summary: pd.DataFrame) -> int:
+    return int(summary["num_classes"].iloc[0]) if "num_classes" in summary else 10
+
+
+# --------------------------------------------------------------------------------------------
+# capacity: what do the units buy?
+
+
+def minimal_units(summary: pd.DataFrame, target: float, column: str) -> int | None:
+    """The smallest units whose `column` (e.g. test_accuracy_mean or test_accuracy_ci_low)
+    reaches `target`; None if no size does. A larger size falling below the target again does
+    not change the answer (see `non_monotone`)."""
+    reached = summary[summary[column] >= target]
+    return int(reached["units"].min()) if len(reached) else None
+
+
+def non_monotone(summary: pd.DataFrame, target: float, column: str) -> list[int]:
+    """Sizes above the minimal one that fall below the target again."""
+    smallest = minimal_units(summary, target, column)
+    if smallest is None:
+        return []
+    above = summary[(summary["units"] > smallest) & (summary[column] < target)]
+    return sorted(int(u) for u in above["units"])
+
+
+def gap_trend(group: pd.DataFrame) -> list[str]:
+    """One line: the gap (and train accuracy) at the smallest and largest size, and how the gap
+    ranks with parameter count; on noisy labels, how much of them the models fit."""
+    ordered = group.sort_values("param_count")
+    gap = ordered["generalization_gap_mean"].to_numpy()
+    if len(gap) < 3:
+        return []
+    constant = np.ptp(gap) == 0  # no ranking to correlate
+    rho = float("nan") if constant else stats.spearmanr(ordered["param_count"], gap)[0]
+    train = ordered["train_accuracy_mean"].to_numpy()
+    line = (
+        f"  Generalization gap from {gap[0]:+.2%} (smallest) to {gap[-1]:+.2%} (largest; "
+        f"train accuracy {pct(train[0])} → {pct(train[-1])}); Spearman correlation of the gap "
+        f"with parameter count {rho:+.2f}."
+    )
+    noise = float(ordered["label_noise"].max()) if "label_noise" in ordered else 0.0
+    if "fit_accuracy_mean" in ordered and noise > 0:
+        fit = ordered["fit_accuracy_mean"].to_numpy()
+        # A model that predicts every true label perfectly scores this on the noisy labels.
+        clean_ceiling = 1 - noise * (classes_of(ordered) - 1) / classes_of(ordered)
+        verdict = (
+            "above what perfect clean predictions score "
+            f"({pct(clean_ceiling)}): the excess is memorised noise"
+            if fit[-1] > clean_ceiling + 0.01
+            else f"not above what perfect clean predictions score ({pct(clean_ceiling)})"
+        )
+        line += (
+            f" On the noisy labels it was trained on, accuracy goes {pct(fit[0])} → "
+            f"{pct(fit[-1])}, {verdict}."
+        )
+    return [line]
+
+
+def capacity_answer(summary: pd.DataFrame, target: float) -> list[str]:
+    """One block per combination of swept non-units factors."""
+    chance = 1 / classes_of(summary)
+    lines = []
+    for label, group in groups(summary, swept_factors(summary)):
+        heading = f"**{label}**: " if label else ""
+        if group["units"].nunique() == 1:
+            row = group.iloc[0]
+            reached = "reaches" if row["test_accuracy_mean"] >= target else "does not reach"
+            lines.append(
+                f"- {heading}{row['cell'].upper()}({int(row['units'])}) "
+                f"({int(row['param_count']):,} parameters): test accuracy "
+                f"{with_ci(row, 'test_accuracy')} over {seeds(row)} — "
+                f"{row['test_accuracy_mean'] - chance:+.1%} against chance ({pct(chance)}); it "
+                f"{reached} the {target:.0%} target. Train accuracy "
+                f"{pct(row['train_accuracy_mean'])}, gap {row['generalization_gap_mean']:+.2%}, "
+                f"best validation accuracy {pct(row['best_val_accuracy_mean'])}."
+            )
+            continue
+        by_mean = minimal_units(group, target, "test_accuracy_mean")
+        by_ci = minimal_units(group, target, "test_accuracy_ci_low")
+        if by_mean is None:
+            best = group.loc[group["test_accuracy_mean"].idxmax()]
+            lines.append(
+                f"- {heading}No size reaches {target:.0%} mean test accuracy; the best is "
+                f"{int(best['units'])} units at {with_ci(best, 'test_accuracy')} "
+                f"({best['test_accuracy_mean'] - chance:+.1%} against chance, {pct(chance)})."
+            )
+            lines += gap_trend(group)
+            continue
+        row = group[group["units"] == by_mean].iloc[0]
+        text = (
+            f"- {heading}The smallest LSTM whose mean test accuracy reaches {target:.0%} has "
+            f"**{by_mean} units** ({int(row['param_count']):,} parameters): "
+            f"{pct(row['test_accuracy_mean'])} (95% CI {pct(row['test_accuracy_ci_low'])} – "
+            f"{pct(row['test_accuracy_ci_high'])}, {seeds(row)}). "
+        )
+        text += (
+            f"The smallest whose whole CI is above {target:.0%}: **{by_ci} units**. "
+            if by_ci is not None
+            else f"No size has its whole CI above {target:.0%}. "
+        )
+        dips = non_monotone(group, target, "test_accuracy_mean")
+        if dips:
+            text += f"Not monotone: {', '.join(map(str, dips))} units fall below again. "
+        big = group[group["units"] == 128]
+        if len(big) and by_mean != 128:
+            big = big.iloc[0]
+            text += (
+                f"The habitual 128 units: {pct(big['test_accuracy_mean'])} with "
+                f"{int(big['param_count']):,} parameters, "
+                f"{big['param_count'] / row['param_count']:.0f}× as many."
+            )
+        lines.append(text.rstrip())
+        lines += gap_trend(group)
+    return lines
+
+
+def capacity_table(summary: pd.DataFrame) -> str:
+    factors = swept_factors(summary)
+    noisy = "fit_accuracy_mean" in summary and (summary.get("label_noise", 0) > 0).any()
+    rows = []
+    for _, row in summary.iterrows():
+        cells = {"units": str(int(row["units"]))}
+        cells |= {factor: fmt(row[factor]) for factor in factors}
+        cells |= {
+            "params": f"{int(row['param_count']):,}",
+            "seeds": str(int(row["n_seeds"])),
+            "test acc (95% CI)": with_ci(row, "test_accuracy"),
+            "train acc": pct(row["train_accuracy_mean"]),
+        }
+        if noisy:
+            cells["fit acc (noisy labels)"] = pct(row["fit_accuracy_mean"])
+        cells |= {
+            "gap": f"{row['generalization_gap_mean']:+.2%}",
+            "best val": pct(row["best_val_accuracy_mean"]),
+            "s/epoch": f"{row['epoch_time_s_mean']:.1f}",
+        }
+        rows.append(cells)
+    return markdown(pd.DataFrame(rows))
+
+
+def plot_capacity(summary: pd.DataFrame, target: float, path: Path) -> None:
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for label, group in groups(summary, swept_factors(summary)):
+        group = group.sort_values("param_count")
+        for metric, style in (("test_accuracy", "-o"), ("train_accuracy", "--s")):
+            band(axes, group, metric, style, f"{metric.split('_')[0]} {label}".strip())
+        for _, row in group.iterrows():
+            axes.annotate(
+                f"{int(row['units'])}", (row["param_count"], row["test_accuracy_mean"]),
+                textcoords="offset points", xytext=(0, -12), ha="center", fontsize=7,
+            )
+    axes.axhline(target, color="grey", linestyle=":", label=f"target {target:.0%}")
+    chance = 1 / classes_of(summary)
+    axes.axhline(chance, color="black", linestyle="-.", linewidth=0.8,
+                 label=f"chance {chance:.0%}")
+    finish(figure, axes, xlabel="parameters (log scale; labels: units)",
+           ylabel="accuracy (mean, 95% CI band)", title="Accuracy against capacity")
+    save(figure, path)
+
+
+def plot_overfitting(summary: pd.DataFrame, path: Path) -> None:
+    plt = pyplot()
+    factors = [f for f in ("train_size", "label_noise") if f in swept_factors(summary)]
+    factors += [f for f in swept_factors(summary) if f not in factors]
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for label, group in groups(summary, factors):
+        band(axes, group, "generalization_gap", "-o", label or "gap")
+    axes.axhline(0, color="grey", linewidth=0.8)
+    finish(figure, axes, xlabel="parameters (log scale)",
+           ylabel="train accuracy − test accuracy (mean, 95% CI)",
+           title="Generalization gap against capacity")
+    save(figure, path)
+
+
+def weight_shapes(row: pd.Series) -> str:
+    """harness/explain.py's weight listing for a study of one model."""
+    from harness.explain import explain
+
+    text = explain(cell=row["cell"], units=int(row["units"]), timesteps=int(row["timesteps"]),
+                   input_dim=int(row["input_dim"]), num_classes=int(row["num_classes"]))
+    return "## The model's weights (`make explain`)\n\n```\n" + text + "\n```"
+
+
+def plot_learning_curves(curves: pd.DataFrame, chance: float, target: float, path: Path) -> None:
+    """Training and validation accuracy per epoch, mean over seeds with 95% CI bands."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for metric, style in (("accuracy", "--"), ("val_accuracy", "-")):
+        rows = []
+        for step, points in curves[curves["metric"] == metric].groupby("step"):
+            rows.append(aggregate({"epoch": step + 1}, points, ["value"]))
+        if rows:
+            label = "training (its labels)" if metric == "accuracy" else "validation"
+            band(axes, pd.DataFrame(rows), "value", style, label, x="epoch")
+    axes.axhline(target, color="grey", linestyle=":", label=f"target {target:.0%}")
+    axes.axhline(chance, color="black", linestyle="-.", linewidth=0.8, label=f"chance {chance:.0%}")
+    finish(figure, axes, xlabel="epoch", ylabel="accuracy (mean over seeds, 95% CI)",
+           title="Learning curves", xscale="linear")
+    save(figure, path)
+
+
+def capacity(summary: pd.DataFrame, frame: pd.DataFrame, *, target: float,
+             histories=None) -> Analysis:
+    """Accuracy and the train–test gap against parameter count; the smallest units that reach
+    the study's target. A study of one model gets its weights and learning curves instead."""
+    sections = [capacity_table(summary)]
+    if len(summary) == 1:
+        sections.append(weight_shapes({**summary.iloc[0], "input_dim": frame["input_dim"].iloc[0]}))
+        plots = {}
+        if histories is not None:
+            curves = histories(list(frame["run_id"]))
+            plots["learning_curves.png"] = partial(
+                plot_learning_curves, curves, 1 / classes_of(summary), target)
+        return Analysis(answer=capacity_answer(summary, target), sections=sections, plots=plots)
+    return Analysis(
+        answer=capacity_answer(summary, target),
+        sections=sections,
+        plots={
+            "capacity.png": partial(plot_capacity, summary, target),
+            "overfitting.png": partial(plot_overfitting, summary),
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# batch_timesteps: throughput and what is learned
+
+
+def speedups(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per time steps, the training throughput ratio of each batch size to a quarter of it."""
+    rows = []
+    for timesteps, group in summary.groupby("timesteps"):
+        rate = group.set_index("batch_size")["samples_per_s_mean"]
+        for batch in rate.index:
+            if batch * 4 in rate.index:
+                rows.append({"timesteps": int(timesteps), "batch_size": int(batch),
+                             "to_batch_size": int(batch * 4),
+                             "speedup": float(rate[batch * 4] / rate[batch])})
+    return pd.DataFrame(rows)
+
+
+def difference(frame: pd.DataFrame, metric: str, where: dict, a: int, b: int):
+    """Mean of `metric` at batch size b minus at a (other settings `where`), with its 95% Welch
+    interval over seeds: (difference, low, high)."""
+    chosen = frame
+    for key, value in where.items():
+        chosen = chosen[chosen[key] == value]
+    first = chosen[chosen["batch_size"] == a][metric]
+    second = chosen[chosen["batch_size"] == b][metric]
+    delta = float(second.mean() - first.mean())
+    if min(len(first), len(second)) < 2:
+        return delta, float("nan"), float("nan")
+    interval = stats.ttest_ind(second, first, equal_var=False).confidence_interval(0.95)
+    return delta, float(interval.low), float(interval.high)
+
+
+def batch_timesteps_answer(summary: pd.DataFrame, frame: pd.DataFrame) -> list[str]:
+    ratios = speedups(summary)
+    batches = sorted(int(b) for b in summary["batch_size"].unique())
+    steps = sorted(int(t) for t in summary["timesteps"].unique())
+    reference = 28 if 28 in steps else steps[len(steps) // 2]
+    at = summary[summary["timesteps"] == reference].set_index("batch_size")
+    epochs = int(summary["epochs"].iloc[0])
+    lines = []
+    if len(ratios):
+        geometric = float(np.exp(np.log(ratios["speedup"]).mean()))
+        text = (
+            f"- **Speed:** each 4× larger batch trains ×{geometric:.2f} as many samples per second "
+            f"(geometric mean over {len(ratios)} pairs; range ×{ratios['speedup'].min():.2f} – "
+            f"×{ratios['speedup'].max():.2f}). "
+        )
+        first = ratios[ratios["batch_size"] == batches[0]]
+        if len(first):
+            text += (
+                f"Batch {batches[0]} → {batches[0] * 4}: ×{first['speedup'].min():.2f} – "
+                f"×{first['speedup'].max():.2f} across {', '.join(map(str, steps))} time steps"
+            )
+            if batches[0] == 1:
+                text += " (the popular answer says about 4×)"
+            text += ". "
+        text += (
+            f"At {reference} steps: {at['samples_per_s_mean'].iloc[0]:,.0f} samples/s at batch "
+            f"{batches[0]}, {at['samples_per_s_mean'].iloc[-1]:,.0f} at batch {batches[-1]} "
+            f"(×{at['samples_per_s_mean'].iloc[-1] / at['samples_per_s_mean'].iloc[0]:.0f})."
+        )
+        lines.append(text)
+    if len(batches) >= 2:
+        small, next_ = batches[0], batches[1]
+        delta, low, high = difference(frame, "test_accuracy", {"timesteps": reference},
+                                      small, next_)
+        loss_small, loss_next = at.loc[small, "train_loss_mean"], at.loc[next_, "train_loss_mean"]
+        close = not np.isnan(low) and low <= 0 <= high
+        lines.append(
+            f"- **What is learned, at equal epochs ({epochs}), {reference} steps:** test accuracy "
+            f"{with_ci(at.loc[small], 'test_accuracy')} at batch {small}, "
+            f"{with_ci(at.loc[next_], 'test_accuracy')} at batch {next_} (difference "
+            f"{delta:+.2%}, Welch 95% CI {pct(low)} – {pct(high)}: "
+            f"{'not distinguishable over these seeds' if close else 'a real difference'}); final "
+            f"training loss {loss_small:.3f} vs {loss_next:.3f}. At batch {batches[-1]} — "
+            f"{batches[-1] // small}× fewer updates per epoch than batch {small} — test accuracy "
+            f"is {with_ci(at.loc[batches[-1]], 'test_accuracy')} and the training loss "
+            f"{at.loc[batches[-1], 'train_loss_mean']:.3f}: at equal epochs a larger batch "
+            "buys speed with fewer, less noisy updates, so it learns less per epoch."
+        )
+    if len(steps) >= 2:
+        best_batch = int(summary.groupby("batch_size")["test_accuracy_mean"].mean().idxmax())
+        by_steps = summary[summary["batch_size"] == best_batch].set_index("timesteps")
+        accuracies = ", ".join(
+            f"{t} steps {pct(by_steps.loc[t, 'test_accuracy_mean'])}" for t in steps
+        )
+        rates = summary.groupby("timesteps")["samples_per_s_mean"].mean()
+        lines.append(
+            f"- **Time steps** (how each image is cut; the same pixels): at batch {best_batch} "
+            f"(the best on average) test accuracy is {accuracies}; "
+            f"{steps[0]} → {steps[-1]} steps makes training ×{rates[steps[0]] / rates[steps[-1]]:.1f} "
+            f"slower (mean over batch sizes): each step is a sequential recurrent update, so "
+            "time steps change both what the model sees and what it costs."
+        )
+    if not lines:
+        row = summary.iloc[0]
+        lines.append(
+            f"- One configuration only (batch {int(row['batch_size'])}, "
+            f"{int(row['timesteps'])} steps): {row['samples_per_s_mean']:,.0f} training samples/s, "
+            f"test accuracy {with_ci(row, 'test_accuracy')}; sweep train.batch_size and "
+            "data.timesteps to compare."
+        )
+    return lines
+
+
+def plot_throughput(summary: pd.DataFrame, path: Path) -> None:
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(7, 5))
+    for timesteps, group in summary.groupby("timesteps"):
+        band(axes, group, "samples_per_s", "-o", f"{int(timesteps)} steps", x="batch_size")
+    smallest = summary[summary["batch_size"] == summary["batch_size"].min()]
+    start = float(smallest["samples_per_s_mean"].min())
+    batches = np.array(sorted(summary["batch_size"].unique()), dtype=float)
+    axes.plot(batches, start * batches / batches[0], "k:", label="slope 1 (linear in batch)")
+    axes.set_yscale("log")
+    finish(figure, axes, xlabel="batch size (log)", ylabel="training samples/s (log; 95% CI)",
+           title="Throughput against batch size")
+    save(figure, path)
+
+
+def plot_batch_accuracy(summary: pd.DataFrame, path: Path) -> None:
+    plt = pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    epochs = int(summary["epochs"].iloc[0])
+    for timesteps, group in summary.groupby("timesteps"):
+        band(left, group, "test_accuracy", "-o", f"{int(timesteps)} steps", x="batch_size")
+        band(right, group, "train_loss", "-o", f"{int(timesteps)} steps", x="batch_size")
+    finish(figure, left, xlabel="batch size (log)", ylabel="test accuracy (95% CI)",
+           title=f"Test accuracy at equal epochs ({epochs})")
+    finish(figure, right, xlabel="batch size (log)", ylabel="training loss, final weights",
+           title=f"Final training loss at equal epochs ({epochs})")
+    save(figure, path)
+
+
+def plot_timesteps(summary: pd.DataFrame, path: Path) -> None:
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(7, 5))
+    for batch, group in summary.groupby("batch_size"):
+        band(axes, group, "test_accuracy", "-o", f"batch {int(batch)}", x="timesteps")
+    finish(figure, axes, xlabel="time steps per image (log; 784 / steps pixels each)",
+           ylabel="test accuracy (95% CI)", title="Test accuracy against time steps")
+    save(figure, path)
+
+
+def batch_timesteps(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis:
+    """Throughput against batch size per time steps, and what each changes in accuracy."""
+    rows = [
+        {
+            "batch_size": int(row["batch_size"]), "timesteps": int(row["timesteps"]),
+            "seeds": int(row["n_seeds"]),
+            "samples/s (95% CI)": with_ci(row, "samples_per_s", lambda v: f"{v:,.0f}"),
+            "test acc (95% CI)": with_ci(row, "test_accuracy"),
+            "final train loss": f"{row['train_loss_mean']:.3f}",
+            "s/epoch": f"{row['epoch_time_s_mean']:.1f}",
+        }
+        for _, row in summary.sort_values(["timesteps", "batch_size"]).iterrows()
+    ]
+    ratios = speedups(summary)
+    return Analysis(
+        answer=batch_timesteps_answer(summary, frame),
+        sections=[markdown(pd.DataFrame(rows)),
+                  "Speed-up per 4× batch (training samples/s):\n\n" + markdown(ratios)
+                  if len(ratios) else ""],
+        plots={
+            "throughput.png": partial(plot_throughput, summary),
+            "batch_accuracy.png": partial(plot_batch_accuracy, summary),
+            "timesteps.png": partial(plot_timesteps, summary),
+        },
+        tables={"speedups.csv": ratios} if len(ratios) else {},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# memorization: bits per parameter on random labels
+
+
+def fano_bits(examples, fit_accuracy, classes: int):
+    """A lower bound on the information in `examples` fitted random labels of `classes` classes
+    at accuracy p (Fano): N·(log2 C − H_b(p) − (1 − p)·log2(C − 1)); 0 at or below chance
+    (p ≤ 1/C), N·log2 C at p = 1."""
+    p = np.clip(np.asarray(fit_accuracy, dtype=float), 1 / classes, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.nan_to_num(p * np.log2(p)) - np.nan_to_num((1 - p) * np.log2(1 - p))
+    return np.asarray(examples, dtype=float) * (
+        np.log2(classes) - entropy - (1 - p) * np.log2(classes - 1)
+    )
+
+
+def memorization_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (units, train_size): fit accuracy on the random labels and the bits it stores, over
+    seeds (mean and 95% CI), and bits per parameter."""
+    random = frame[(frame["label_noise"] == 1.0) & frame["fit_accuracy"].notna()].copy()
+    random["bits"] = fano_bits(random["train_size"], random["fit_accuracy"],
+                               int(random["num_classes"].iloc[0]))
+    random["bits_per_param"] = random["bits"] / random["param_count"]
+    rows = []
+    for (units, size), group in random.groupby(["units", "train_size"]):
+        row = {"units": int(units), "train_size": int(size),
+               "param_count": int(group["param_count"].iloc[0]),
+               "n_seeds": int(group["seed"].nunique())}
+        rows.append(aggregate(row, group, ["fit_accuracy", "bits", "bits_per_param"]))
+    return pd.DataFrame(rows).sort_values(["units", "train_size"]).reset_index(drop=True)
+
+
+def memorization_answer(table: pd.DataFrame, budget: str) -> list[str]:
+    lines = []
+    for units, group in table.groupby("units"):
+        best = group.loc[group["bits_per_param_mean"].idxmax()]
+        fitted = group[group["fit_accuracy_mean"] >= FITTED]
+        largest = group.iloc[-1]
+        lines.append(
+            f"- **LSTM({units})** ({int(best['param_count']):,} parameters): at most "
+            f"**{best['bits_per_param_mean']:.2f} bits per parameter** "
+            f"({best['bits_mean']:,.0f} bits, fitting {pct(best['fit_accuracy_mean'])} of "
+            f"{int(best['train_size']):,} random labels). "
+            + (f"It fits ≥ {FITTED:.0%} of the random labels up to "
+               f"{int(fitted['train_size'].max()):,} images"
+               if len(fitted) else f"It fits ≥ {FITTED:.0%} of none of the subsets")
+            + f"; on {int(largest['train_size']):,} it fits "
+            f"{with_ci(largest, 'fit_accuracy')}."
+        )
+    top = table.loc[table["bits_per_param_mean"].idxmax()]
+    biggest = table[table["units"] == table["units"].max()].iloc[-1]
+    saturated = biggest["fit_accuracy_mean"] < FITTED
+    lines.append(
+        f"- Best: {top['bits_per_param_mean']:.2f} bits per parameter "
+        f"(LSTM({int(top['units'])}) on {int(top['train_size']):,} images), "
+        f"{COLLINS_BITS_PER_PARAM / top['bits_per_param_mean']:.0f}× below the ~5 bits per "
+        "parameter of Collins et al. 2017. "
+        + ("The largest model no longer fits the largest subset "
+           f"({pct(biggest['fit_accuracy_mean'])}), so its bound is not limited by the data "
+           "offered." if saturated else
+           "The largest model still fits the largest subset: its figure is limited by the "
+           "data offered, a lower bound.")
+    )
+    lines.append(
+        "- Why lower than theirs — the protocols differ: Collins et al. fit random labels of "
+        "random inputs with hyperparameters tuned per size and long training, and report the "
+        "best; here the inputs are real MNIST images (similar images with unrelated labels are "
+        "harder to separate), the budget is one fixed recipe "
+        f"({budget}, no tuning), the count includes the softmax head, and Fano's bound credits a partial "
+        "fit only with the information it provably holds."
+    )
+    return lines
+
+
+def plot_memorization(table: pd.DataFrame, classes: int, path: Path) -> None:
+    plt = pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for units, group in table.groupby("units"):
+        label = f"LSTM({units}), {int(group['param_count'].iloc[0]):,} params"
+        band(left, group, "fit_accuracy", "-o", label, x="train_size")
+        band(right, group, "bits_per_param", "-o", label, x="train_size")
+    left.axhline(1 / classes, color="black", linestyle="-.", linewidth=0.8, label="chance")
+    right.axhline(COLLINS_BITS_PER_PARAM, color="grey", linestyle=":",
+                  label="Collins et al. 2017 (~5)")
+    finish(figure, left, xlabel="random-label training images (log)",
+           ylabel="fit accuracy on its random labels (95% CI)", title="How much is fitted")
+    finish(figure, right, xlabel="random-label training images (log)",
+           ylabel="bits stored per parameter (Fano bound)", title="Bits per parameter")
+    right.set_yscale("log")
+    save(figure, path)
+
+
+def memorization(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis:
+    """Bits of random labels stored per parameter, from the fit accuracy on each subset."""
+    table = memorization_table(frame)
+    shown = pd.DataFrame([
+        {
+            "units": int(row["units"]), "params": f"{int(row['param_count']):,}",
+            "train_size": f"{int(row['train_size']):,}", "seeds": int(row["n_seeds"]),
+            "fit acc (95% CI)": with_ci(row, "fit_accuracy"),
+            "bits stored": f"{row['bits_mean']:,.0f}",
+            "bits/param (95% CI)": with_ci(row, "bits_per_param", lambda v: f"{v:.3f}"),
+        }
+        for _, row in table.iterrows()
+    ])
+    return Analysis(
+        answer=memorization_answer(table, recipe(summary)),
+        sections=[markdown(shown)],
+        plots={"memorization.png": partial(plot_memorization, table, classes_of(summary))},
+        tables={"memorization.csv": table},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# double_descent: test error against parameters through the interpolation threshold
+
+
+def descent(group: pd.DataFrame) -> dict:
+    """For one label-noise level, sorted by size: the interpolation threshold (smallest size
+    fitting ≥ 99% of its training labels), the largest rise of test error after a lower error
+    at a smaller size (the peak), and the error beyond it. Significant = 95% CIs apart."""
+    group = group.sort_values("param_count").reset_index(drop=True)
+    error = 1 - group["test_accuracy_mean"].to_numpy()
+    low = 1 - group["test_accuracy_ci_high"].to_numpy()
+    high = 1 - group["test_accuracy_ci_low"].to_numpy()
+    fitted = group[group["fit_accuracy_mean"] >= FITTED]
+    result = {"threshold": int(fitted["units"].iloc[0]) if len(fitted) else None,
+              "peak": None}
+    rises = [(error[j] - error[:j].min(), j) for j in range(1, len(error))]
+    rise, j = max(rises) if rises else (0.0, None)
+    if j is not None and rise > 0:
+        i = int(np.argmin(error[:j]))
+        after = error[j + 1 :]
+        k = j + 1 + int(np.argmin(after)) if len(after) else None
+        result["peak"] = {
+            "dip": int(group["units"][i]), "dip_error": error[i],
+            "at": int(group["units"][j]), "error": error[j], "rise": rise,
+            "significant": bool(low[j] > high[i]),
+            "after": int(group["units"][k]) if k is not None else None,
+            "after_error": error[k] if k is not None else None,
+            "second_descent": bool(k is not None and high[k] < low[j]),
+        }
+    result["first"], result["last"] = error[0], error[-1]
+    result["best_units"] = int(group["units"][int(np.argmin(error))])
+    result["best_error"] = float(error.min())
+    return result
+
+
+def double_descent_answer(summary: pd.DataFrame) -> list[str]:
+    lines = []
+    for noise, group in summary.groupby("label_noise"):
+        found = descent(group)
+        threshold = found["threshold"]
+        head = f"- **label noise {noise:.0%}:** "
+        head += (f"training error reaches ~0 (≥ {FITTED:.0%} of its labels fitted) from "
+                 f"**{threshold} units** on; " if threshold is not None else
+                 "no size fits its training labels to 99%; ")
+        peak = found["peak"]
+        if peak is None or peak["rise"] < 0.005:
+            head += (f"test error falls from {pct(found['first'])} and never rises again by "
+                     f"half a point (best {pct(found['best_error'])} at {found['best_units']} "
+                     "units): **no peak**.")
+        else:
+            near = threshold is not None and 1 / 4 <= peak["at"] / threshold <= 4
+            head += (
+                f"test error falls to {pct(peak['dip_error'])} at {peak['dip']} units, rises to "
+                f"**{pct(peak['error'])} at {peak['at']} units** (+{peak['rise']:.1%}; "
+                f"{'95% CIs apart' if peak['significant'] else 'within seed noise'}"
+                + (f"; {'near' if near else 'not near'} the interpolation threshold"
+                   if threshold is not None else "")
+                + ")"
+            )
+            if peak["after"] is not None:
+                head += (
+                    f", then falls again to {pct(peak['after_error'])} at {peak['after']} "
+                    f"units ({'a second descent, CIs apart' if peak['second_descent'] else 'not CI-separated from the peak'})."
+                )
+            else:
+                head += ", at the largest size tried."
+        lines.append(head)
+    return lines
+
+
+def plot_double_descent(summary: pd.DataFrame, path: Path) -> None:
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for noise, group in summary.groupby("label_noise"):
+        flipped = group.assign(**{
+            "test_error_mean": 1 - group["test_accuracy_mean"],
+            "test_error_ci_low": 1 - group["test_accuracy_ci_high"],
+            "test_error_ci_high": 1 - group["test_accuracy_ci_low"],
+            "fit_error_mean": 1 - group["fit_accuracy_mean"],
+            "fit_error_ci_low": 1 - group["fit_accuracy_ci_high"],
+            "fit_error_ci_high": 1 - group["fit_accuracy_ci_low"],
+        })
+        line = band(axes, flipped, "test_error", "-o", f"test error, noise {noise:.0%}")
+        band(axes, flipped, "fit_error", "--", f"training error (its labels), noise {noise:.0%}")
+        threshold = descent(group)["threshold"]
+        if threshold is not None:
+            params = group[group["units"] == threshold]["param_count"].iloc[0]
+            axes.axvline(params, color=line.get_color(), linestyle=":", linewidth=1,
+                         label=f"training error ~0 from {threshold} units (noise {noise:.0%})")
+    for _, row in summary[summary["label_noise"] == summary["label_noise"].min()].iterrows():
+        axes.annotate(f"{int(row['units'])}", (row["param_count"], 1 - row["test_accuracy_mean"]),
+                      textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    finish(figure, axes, xlabel="parameters (log scale; labels: units)",
+           ylabel="error (mean, 95% CI band)", title="Test error against capacity")
+    save(figure, path)
+
+
+def double_descent(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis:
+    """Test error against parameters per label-noise level, with where training error hits 0."""
+    rows = [
+        {
+            "units": int(row["units"]), "label_noise": fmt(row["label_noise"]),
+            "params": f"{int(row['param_count']):,}", "seeds": int(row["n_seeds"]),
+            "test error (95% CI)": with_ci(
+                {"e_mean": 1 - row["test_accuracy_mean"],
+                 "e_ci_low": 1 - row["test_accuracy_ci_high"],
+                 "e_ci_high": 1 - row["test_accuracy_ci_low"]}, "e"),
+            "training error (its labels)": pct(1 - row["fit_accuracy_mean"]),
+            "train acc (clean labels)": pct(row["train_accuracy_mean"]),
+        }
+        for _, row in summary.sort_values(["label_noise", "param_count"]).iterrows()
+    ]
+    return Analysis(
+        answer=double_descent_answer(summary),
+        sections=[markdown(pd.DataFrame(rows))],
+        plots={"double_descent.png": partial(plot_double_descent, summary)},
+    )
