@@ -15,7 +15,7 @@ PORT ?= 5001
 SERVER_DIR ?= results/server
 STORE := sqlite:///results/mlflow.db
 
-TARGET ?= 0.9
+TARGET ?=
 BENCH_GRID ?= default
 
 .PHONY: help install install-gpu sweep report explain ui server test bench clean
@@ -41,7 +41,7 @@ install-gpu: $(STAMP)  ## add TensorFlow's CUDA libraries (tensorflow[and-cuda])
 sweep: $(STAMP)  ## run a study: make sweep [STUDY=units_mnist] [ARGS='model.units=8,16'] [JOBS=n, default cores ≤ 4] [FORCE=1] [LAUNCHER=local|slurm]
 	$(PY) -m harness $(STUDY) --jobs='$(JOBS)' --force='$(FORCE)' --launcher='$(LAUNCHER)' $(ARGS)
 
-report: $(STAMP)  ## summarise a study into results/STUDY/ (summary.csv, plots, report.md) [TARGET=0.9]
+report: $(STAMP)  ## answer a study in results/STUDY/ (report.md, summary.csv, plots) [TARGET=<the study's report.target>]
 	$(PY) -m harness.report $(STUDY) --target='$(TARGET)'
 
 explain: $(STAMP)  ## weight shapes and parameter accounting: make explain ARGS='data=motifs model.units=64'
