@@ -66,3 +66,37 @@ def test_models_learn(smoke):
     _, _, runs, _ = smoke
     sixteen = [r.data.metrics["test_accuracy"] for r in runs if r.data.params.get("units") == "16"]
     assert min(sixteen) > 0.3
+
+
+def test_sweep_ends_with_the_answer(smoke):
+    """The sweep writes the study's report itself and its last lines are the Answer."""
+    result, _, _, store = smoke
+    report = store.parent / "reports" / "smoke" / "report.md"
+    assert sorted(p.name for p in report.parent.iterdir()) == [
+        "capacity.png", "overfitting.png", "report.md", "summary.csv"
+    ]
+    answer = report.read_text().split("## Answer\n\n")[1].split("\n\n")[0]
+    assert answer.startswith("- ")
+    assert result.stdout.rstrip().endswith(f"{answer}\nreport: {report}")
+
+
+def test_the_ui_tells_the_story(smoke):
+    """The experiment's description is the question; the parent's is the report, with the plots
+    as artifacts; every child run has its training set as a dataset input."""
+    _, client, runs, store = smoke
+    experiment = client.get_experiment_by_name("smoke")
+    assert experiment.tags["mlflow.note.content"].startswith(
+        "**Does the whole chain work — real MNIST")
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    note = client.get_run(parent.info.run_id).data.tags["mlflow.note.content"]
+    answer = (store.parent / "reports" / "smoke" / "report.md").read_text().split(
+        "## Answer\n\n")[1].split("\n\n")[0]
+    assert answer in note
+    assert f"get-artifact?path=report%2Fcapacity.png&run_uuid={parent.info.run_id}" in note
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert "report/capacity.png" in logged and "report/report.md" in logged
+    for run in (r for r in runs if "mlflow.parentRunId" in r.data.tags):
+        inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+        assert [i.dataset.name for i in inputs] == ["mnist-28x28-n2000"]
+        assert inputs[0].dataset.digest
+        assert '"features_shape": [2000, 28, 28]' in inputs[0].dataset.profile
