@@ -205,10 +205,19 @@ class SweepCallback(Callback):
             + (f"; marked {stale} stale RUNNING runs KILLED" if stale else ""),
             flush=True,
         )
+        self.live = None
+        if console.live_wanted():  # a terminal: a live display; else plain lines per job
+            costs = dict(zip(runs, json.loads(os.environ[COSTS_ENV])))
+            self.live = console.LiveProgress(
+                uri, study, parent, total=len(runs), skipped=skipped, costs=costs,
+                start=float(os.environ[START_ENV]),
+            ).__enter__()
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from harness import tracking
 
+        if getattr(self, "live", None):
+            self.live.__exit__(None, None, None)
         study = config.study
         runs = tracking.child_runs(self.uri, study, self.parent)
         counts = {"finished": 0, "failed": 0, "killed": 0, "running": 0}
