@@ -322,7 +322,12 @@ def report_study(uri: str, study: str, out: Path, *, settings: dict, parent: str
 
 
 def ui_markdown(text: str, run_id: str) -> str:
-    """report.md with its plots pointing at the parent run's artifacts, for the MLflow UI."""
+    """report.md for the MLflow UI, which shows a description's first lines: the question in
+    bold, the Answer straight after it (the budget is the experiment's description), and the
+    plots pointing at the parent run's artifacts."""
+    title, _, rest = text.partition("\n\n")
+    rest = rest.split("\n\n", 1)[1] if rest.startswith("Study `") else rest
+    text = f"**{title.lstrip('# ')}**\n\n{rest}"
     return re.sub(r"!\[([^]]*)\]\(([^)/]+\.png)\)",
                   rf"![\1](get-artifact?path=report%2F\2&run_uuid={run_id})", text)
 
