@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from harness import data, models  # noqa: E402
+from harness.console import quiet_startup  # noqa: E402
 from harness.config import ConfigError, check_config  # noqa: E402
 from harness.sweep import CONF, check_names, fail, job_config  # noqa: E402
 
@@ -92,15 +92,15 @@ def main(argv: list[str] | None = None) -> None:
             fail(f"ARGS {' '.join(overrides)}: {str(error).splitlines()[0]}")
     settings = {key: value for key, value in config["data"].items() if key != "name"}
     timesteps, input_dim, num_classes = data.sequence_shape(config["data"]["name"], settings)
-    print(
-        explain(
+    with quiet_startup():
+        text = explain(
             cell=config["model"]["cell"],
             units=config["model"]["units"],
             timesteps=timesteps,
             input_dim=input_dim,
             num_classes=num_classes,
         )
-    )
+    print(text)
 
 
 if __name__ == "__main__":

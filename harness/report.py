@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import re
 import sys
 from functools import partial
 from pathlib import Path
@@ -304,6 +305,33 @@ def answer_text(report_md: str) -> str:
     return report_md.split("## Answer\n\n", 1)[1].split("\n\n", 1)[0]
 
 
+def report_study(uri: str, study: str, out: Path, *, settings: dict, parent: str | None) -> Path:
+    """Write results/STUDY/ from the store at `uri`, attach the files to the parent run and make
+    the report its description. Returns report.md's path; ValueError when nothing finished."""
+    from harness import tracking
+
+    runs = tracking.study_runs(uri, study)
+    if runs is None:
+        raise ValueError(f"STUDY: no experiment {study!r} in {uri}")
+    files = write_report(study, runs, out / study, settings=settings, parent_id=parent,
+                         histories=partial(tracking.metric_histories, uri))
+    if parent:
+        tracking.log_report(uri, parent, list(files.values()))
+        tracking.describe_run(uri, parent, ui_markdown(files["report"].read_text(), parent))
+    return files["report"]
+
+
+def ui_markdown(text: str, run_id: str) -> str:
+    """report.md for the MLflow UI, which shows a description's first lines: the question in
+    bold, the Answer straight after it (the budget is the experiment's description), and the
+    plots pointing at the parent run's artifacts."""
+    title, _, rest = text.partition("\n\n")
+    rest = rest.split("\n\n", 1)[1] if rest.startswith("Study `") else rest
+    text = f"**{title.lstrip('# ')}**\n\n{rest}"
+    return re.sub(r"!\[([^]]*)\]\(([^)/]+\.png)\)",
+                  rf"![\1](get-artifact?path=report%2F\2&run_uuid={run_id})", text)
+
+
 def main(argv: list[str] | None = None) -> None:
     from harness import tracking
 
@@ -327,24 +355,13 @@ def main(argv: list[str] | None = None) -> None:
               f"{', '.join(ANALYSES)}", file=sys.stderr)
         sys.exit(2)
     uri = tracking.connect(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
-    runs = tracking.study_runs(uri, args.study)
-    if runs is None:
-        print(f"error: STUDY: no experiment {args.study!r} in {uri}", file=sys.stderr)
-        sys.exit(2)
-    parent = tracking.latest_parent(runs)
     try:
-        files = write_report(
-            args.study, runs, Path(args.out) / args.study, settings=settings, parent_id=parent,
-            histories=partial(tracking.metric_histories, uri),
-        )
+        parent = tracking.latest_parent(tracking.study_runs(uri, args.study))
+        path = report_study(uri, args.study, Path(args.out), settings=settings, parent=parent)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    if parent:
-        tracking.log_report(uri, parent, list(files.values()))
-    for path in files.values():
-        print(path)
-    print(answer_text(files["report"].read_text()))
+    print(f"{answer_text(path.read_text())}\nreport: {path}")
 
 
 if __name__ == "__main__":

@@ -6,24 +6,31 @@ from __future__ import annotations
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+from harness.console import quiet_startup
 
-import keras  # noqa: E402
+with quiet_startup():  # TensorFlow's C++ start-up lines stay off the console
+    import keras
+    import tensorflow as tf
+
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from harness import data, models, packing  # noqa: E402
 from harness.config import ConfigError, check_config  # noqa: E402
 
 
+def physical_gpus() -> list:
+    with quiet_startup():  # the first query initialises CUDA (cuInit) and logs why it failed
+        return tf.config.list_physical_devices("GPU")
+
+
 def gpu_names() -> list[str]:
-    return [device.name for device in tf.config.list_physical_devices("GPU")]
+    return [device.name for device in physical_gpus()]
 
 
 def select_device(device: str) -> str:
     """Map device=auto|cpu|gpu to a TensorFlow device name; gpu without a GPU is an error."""
     gpus = gpu_names() if device != "cpu" else []
-    for gpu in tf.config.list_physical_devices("GPU"):
+    for gpu in physical_gpus():
         try:  # several small jobs may share one GPU
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:

@@ -22,7 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from harness import data
+from harness import console, data
 from harness.config import ConfigError, check_config, run_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +67,17 @@ def check_names(study: str, overrides: list[str]) -> None:
         for value in values:
             if value not in allowed:
                 fail(f"{group}: unknown {group} {value!r}; allowed: {', '.join(allowed)}")
+
+
+def question_text(study: str) -> str:
+    """The study's question and budget, from its YAML header, as markdown."""
+    from harness.report import study_header
+
+    question, budget = study_header(study)
+    if not question:
+        return study
+    return "\n\n".join(part for part in (f"**{question}**", budget, f"`experiments/{study}.yaml`")
+                       if part)
 
 
 def job_overrides(config: DictConfig) -> list[list[str]]:
@@ -167,6 +178,7 @@ class SweepCallback(Callback):
             uri = tracking.connect(config.tracking.uri)
             tracking.check_reachable(uri)
             tracking.experiment_id(study, uri)  # created once, before any parallel job
+            tracking.describe_experiment(uri, study, question_text(study))
             tracking.use_wal(uri)
             stale = tracking.close_stale_runs(uri, study)
             finished = set() if config.force else tracking.finished_keys(uri, study) & keys
@@ -193,10 +205,19 @@ class SweepCallback(Callback):
             + (f"; marked {stale} stale RUNNING runs KILLED" if stale else ""),
             flush=True,
         )
+        self.live = None
+        if console.live_wanted():  # a terminal: a live display; else plain lines per job
+            costs = dict(zip(runs, json.loads(os.environ[COSTS_ENV])))
+            self.live = console.LiveProgress(
+                uri, study, parent, total=len(runs), skipped=skipped, costs=costs,
+                start=float(os.environ[START_ENV]),
+            ).__enter__()
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from harness import tracking
 
+        if getattr(self, "live", None):
+            self.live.__exit__(None, None, None)
         study = config.study
         runs = tracking.child_runs(self.uri, study, self.parent)
         counts = {"finished": 0, "failed": 0, "killed": 0, "running": 0}
@@ -225,8 +246,22 @@ class SweepCallback(Callback):
               f"{missing} not run", flush=True)
         print("\n".join(rows), flush=True)
         print(f"browse: make ui   (parent run {self.parent})", flush=True)
+        self.answer(config)
         if status != "FINISHED":
             sys.exit(1)
+
+    def answer(self, config: DictConfig) -> None:
+        """Write the study's report as `make report` does and end with its Answer and path."""
+        from harness import report
+
+        settings = OmegaConf.to_container(config.report, resolve=True)
+        try:
+            path = report.report_study(self.uri, config.study, Path(settings.pop("out")),
+                                       settings=settings, parent=self.parent)
+        except ValueError as error:  # nothing finished: nothing to answer
+            print(f"no report: {error}", flush=True)
+            return
+        print(f"\n{report.answer_text(path.read_text())}\nreport: {path}", flush=True)
 
 
 def share_gpus(config: dict) -> None:
@@ -246,7 +281,8 @@ def job_label(config: dict, seed: int | None = None) -> str:
     """The job's swept overrides, e.g. `model.units=8 seed=2`: its run name and progress label;
     with `seed`, the label of that seed's job (for the members of a pack)."""
     overrides = HydraConfig.get().overrides.task
-    swept = [o for o in overrides if o.split("=")[0] not in ("jobs", "force")]
+    swept = [o for o in overrides
+             if o.split("=")[0] not in ("jobs", "force") and not o.startswith("report.")]
     if seed is not None:
         swept = [f"seed={seed}" if o.split("=")[0] == "seed" else o for o in swept]
     return " ".join(swept) or f"{config['model']['cell']} units={config['model']['units']}"
@@ -267,9 +303,18 @@ def job(cfg: DictConfig) -> str:
     share_gpus(config)
     uri = tracking.connect(config["tracking"]["uri"])
     pack = job_pack(config)
-    if pack:
-        return pack_job(config, pack, uri, os.environ[PARENT_ENV], *progress())
-    return single_run(config, uri, os.environ[PARENT_ENV], job_label(config), *progress())
+    hydra_job = HydraConfig.get()
+    log = Path(hydra_job.runtime.output_dir) / f"{hydra_job.job.name}.log"
+    with console.output_to(log):  # Keras's epoch lines: the job's log, not the console
+        if pack:
+            return pack_job(config, pack, uri, os.environ[PARENT_ENV], *progress())
+        return single_run(config, uri, os.environ[PARENT_ENV], job_label(config), *progress())
+
+
+def mlflow_run_id() -> str:
+    import mlflow
+
+    return mlflow.active_run().info.run_id
 
 
 def single_run(config: dict, uri: str, parent: str, label: str, number: int, total: int) -> str:
@@ -281,7 +326,7 @@ def single_run(config: dict, uri: str, parent: str, label: str, number: int, tot
     if not config["force"]:
         previous = tracking.finished_run(uri, study, key)
         if previous:
-            print(f"[{number}/{total}] {label}: skipped, finished as run {previous}", flush=True)
+            console.say(f"[{number}/{total}] {label}: skipped, finished as run {previous}")
             return "skipped"
     runner.configure_threads(config["jobs"])
     started = time.perf_counter()
@@ -290,6 +335,7 @@ def single_run(config: dict, uri: str, parent: str, label: str, number: int, tot
             splits = runner.splits_for(config)
             params = runner.job_params(config, splits)
             tracking.log_start(params, OmegaConf.to_yaml(config))
+            tracking.log_dataset(uri, mlflow_run_id(), tracking.training_dataset(splits, params))
             result = runner.train(config, callbacks=[tracking.epoch_logger()], splits=splits)
             tracking.log_result(
                 result["metrics"],
@@ -297,13 +343,12 @@ def single_run(config: dict, uri: str, parent: str, label: str, number: int, tot
                       "cudnn": str(result["kernel"] == "cudnn").lower()},
             )
     except Exception as error:
-        print(f"[{number}/{total}] {label}: FAILED — {type(error).__name__}: {error}", flush=True)
+        console.say(f"[{number}/{total}] {label}: FAILED — {type(error).__name__}: {error}")
         return "failed"
     elapsed = time.perf_counter() - started
-    print(
+    console.say(
         f"[{number}/{total}] {label}: test_accuracy {result['metrics']['test_accuracy']:.4f} "
-        f"({elapsed:.0f} s; {eta(number)})",
-        flush=True,
+        f"({elapsed:.0f} s; {eta(number)})"
     )
     return "finished"
 
@@ -338,17 +383,17 @@ def pack_job(config: dict, pack: list[int], uri: str, parent: str, number: int,
     study = config["study"]
     label = job_label(config)
     if config["seed"] != pack[0]:
-        print(f"[{number}/{total}] {label}: trained in the pack of seed {pack[0]}", flush=True)
+        console.say(f"[{number}/{total}] {label}: trained in the pack of seed {pack[0]}")
         return "packed"
     keys = [run_key({**config, "seed": seed}, pack) for seed in pack]
     if not config["force"]:
         done = {seed for seed, key in zip(pack, keys) if tracking.finished_run(uri, study, key)}
         if len(done) == len(pack):
-            print(f"[{number}/{total}] {label} (pack {pack}): skipped (finished)", flush=True)
+            console.say(f"[{number}/{total}] {label} (pack {pack}): skipped (finished)")
             return "skipped"
         if done:
-            print(f"[{number}/{total}] {label}: seeds {sorted(done)} finished already; the pack "
-                  "re-runs whole (its batch order depends on all of it)", flush=True)
+            console.say(f"[{number}/{total}] {label}: seeds {sorted(done)} finished already; "
+                        "the pack re-runs whole (its batch order depends on all of it)")
     runner.configure_threads(config["jobs"])
     started = time.perf_counter()
     splits = runner.splits_for(config)
@@ -364,17 +409,19 @@ def pack_job(config: dict, pack: list[int], uri: str, parent: str, number: int,
     ]
     try:
         with tracking.member_runs(uri, study, parent, members) as run_ids:
+            dataset = tracking.training_dataset(splits, members[0]["params"])
+            for run_id in run_ids:
+                tracking.log_dataset(uri, run_id, dataset)
             results = runner.train_packed(config, pack, splits=splits)
             for run_id, result in zip(run_ids, results):
                 tracking.log_member(uri, run_id, result)
     except Exception as error:
-        print(f"[{number}/{total}] {label}: FAILED — {type(error).__name__}: {error}", flush=True)
+        console.say(f"[{number}/{total}] {label}: FAILED — {type(error).__name__}: {error}")
         return "failed"
     accuracies = ", ".join(f"{r['metrics']['test_accuracy']:.4f}" for r in results)
-    print(
+    console.say(
         f"[{number}/{total}] {label} (pack {pack}): test_accuracy {accuracies} "
         f"({time.perf_counter() - started:.0f} s; {eta(number)})",
-        flush=True,
     )
     return "finished"
 

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 DEFAULT_URI = "sqlite:///results/mlflow.db"
 PARENT_TAG = "mlflow.parentRunId"
+NOTE_TAG = "mlflow.note.content"  # what the MLflow UI shows as a run's or experiment's description
 
 
 class TrackingError(RuntimeError):
@@ -143,6 +144,37 @@ def experiment_id(study: str, uri: str) -> str:
             f"{str(error).splitlines()[0] if str(error) else ''})"
         ) from None
     return experiment.experiment_id
+
+
+def describe_experiment(uri: str, study: str, text: str) -> None:
+    """The experiment's description in the UI (the study's question and budget)."""
+    MlflowClient(uri).set_experiment_tag(experiment_id(study, uri), NOTE_TAG, text)
+
+
+def describe_run(uri: str, run_id: str, text: str) -> None:
+    """A run's description in the UI (markdown)."""
+    MlflowClient(uri).set_tag(run_id, NOTE_TAG, text)
+
+
+def training_dataset(splits, params: dict):
+    """The training set as an MLflow dataset: a name saying what it is, a digest of its
+    contents, its size and shapes (the UI's Dataset column)."""
+    from mlflow.data import from_numpy
+
+    name = f"{params['dataset']}-{params['timesteps']}x{params['input_dim']}-n{params['train_size']}"
+    if params["label_noise"]:
+        name += f"-noise{params['label_noise']}"
+    return from_numpy(splits.x_train, targets=splits.y_train, name=name)
+
+
+def log_dataset(uri: str, run_id: str, dataset) -> None:
+    """Record `dataset` as the run's training input (works for runs that are not active too,
+    such as the members of a pack)."""
+    from mlflow.entities import DatasetInput, InputTag
+
+    entity = dataset._to_mlflow_entity()  # the entity mlflow.log_input builds
+    context = InputTag("mlflow.data.context", "train")
+    MlflowClient(uri).log_inputs(run_id, [DatasetInput(entity, [context])])
 
 
 def start_parent(study: str, uri: str, *, jobs: int, command: str) -> str:

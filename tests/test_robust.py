@@ -102,7 +102,7 @@ def test_four_parallel_jobs_on_sqlite(store):
 def test_submitit_local_launcher_with_resume(store):
     args = ["model.units=2,3", "seed=0", *TINY]
     make = ["make", "-s", "sweep", "STUDY=smoke", "LAUNCHER=local", "JOBS=2",
-            f"ARGS={' '.join(args)} hydra.sweep.dir={store.parent}/hydra"]
+            f"ARGS={' '.join(args)} hydra.sweep.dir={store.parent}/hydra report.out={store.parent}/reports"]
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{store}")
     first = subprocess.run(make, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]

@@ -1,8 +1,17 @@
 """A real Hydra multirun of the smoke study into a temporary SQLite store, checked through
 what MLflow holds."""
 
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
 import pytest
 import yaml
+
+from tests.conftest import ROOT
 
 from harness.models import param_count
 
@@ -66,3 +75,70 @@ def test_models_learn(smoke):
     _, _, runs, _ = smoke
     sixteen = [r.data.metrics["test_accuracy"] for r in runs if r.data.params.get("units") == "16"]
     assert min(sixteen) > 0.3
+
+
+def test_sweep_ends_with_the_answer(smoke):
+    """The sweep writes the study's report itself and its last lines are the Answer."""
+    result, _, _, store = smoke
+    report = store.parent / "reports" / "smoke" / "report.md"
+    assert sorted(p.name for p in report.parent.iterdir()) == [
+        "capacity.png", "overfitting.png", "report.md", "summary.csv"
+    ]
+    answer = report.read_text().split("## Answer\n\n")[1].split("\n\n")[0]
+    assert answer.startswith("- ")
+    assert result.stdout.rstrip().endswith(f"{answer}\nreport: {report}")
+
+
+def test_the_ui_tells_the_story(smoke):
+    """The experiment's description is the question; the parent's is the report, with the plots
+    as artifacts; every child run has its training set as a dataset input."""
+    _, client, runs, store = smoke
+    experiment = client.get_experiment_by_name("smoke")
+    assert experiment.tags["mlflow.note.content"].startswith(
+        "**Does the whole chain work — real MNIST")
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    note = client.get_run(parent.info.run_id).data.tags["mlflow.note.content"]
+    # The latest report of the study (another test may re-report it) is attached and described.
+    attached = client.download_artifacts(parent.info.run_id, "report/report.md")
+    with open(attached) as file:
+        answer = file.read().split("## Answer\n\n")[1].split("\n\n")[0]
+    assert answer.startswith("- ") and f"## Answer\n\n{answer}" in note
+    assert f"get-artifact?path=report%2Fcapacity.png&run_uuid={parent.info.run_id}" in note
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert "report/capacity.png" in logged and "report/report.md" in logged
+    for run in (r for r in runs if "mlflow.parentRunId" in r.data.tags):
+        inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+        assert [i.dataset.name for i in inputs] == ["mnist-28x28-n2000"]
+        assert inputs[0].dataset.digest
+        assert '"features_shape": [2000, 28, 28]' in inputs[0].dataset.profile
+
+
+def test_quiet_console(smoke):
+    """No TensorFlow C++ start-up lines, no Hydra job listing, no Keras epoch lines on the
+    console: the epoch lines are in each job's log file."""
+    result, _, _, store = smoke
+    console = result.stdout + result.stderr
+    for noise in ("cuInit", "cudart_stub", "absl::InitializeLog", "oneDNN", "[HYDRA]",
+                  "Epoch 1/2", "INFO mlflow"):
+        assert noise not in console
+    logs = list((store.parent / "hydra").glob("*/*.log"))
+    assert len(logs) == 4 and all("Epoch 2/2" in log.read_text() for log in logs)
+
+
+@pytest.mark.skipif(not shutil.which("script"), reason="util-linux `script` (a terminal) missing")
+def test_live_progress_in_a_terminal(store):
+    """In a terminal the sweep shows a live display fed from the tracking store: a line per
+    finished run with its test accuracy, the runs bar, then the Answer."""
+    sweep = shlex.join([sys.executable, "-m", "harness", "smoke", "model.units=4", "seed=0,1",
+                        "train.epochs=1", "data.train_size=200", f"hydra.sweep.dir={store.parent}/h",
+                        f"report.out={store.parent}/reports"])
+    transcript = store.parent / "typescript"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{store}", TERM="xterm")
+    result = subprocess.run(["script", "-qec", sweep, str(transcript)], cwd=ROOT, env=env,
+                            capture_output=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", transcript.read_text(errors="replace"))
+    for seed in (0, 1):
+        assert re.search(rf"model.units=4 seed={seed}[^:\n]*: test_accuracy 0\.\d{{4}}", screen)
+    assert "runs" in screen and "2/2" in screen and "Epoch 1/1" not in screen
+    assert "report: " in screen.split("browse: make ui")[1]

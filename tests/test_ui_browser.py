@@ -25,11 +25,12 @@ pytestmark = [
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = ROOT / "results" / "ui-test"
+QUESTION = "Does the whole chain work — real MNIST, model, Hydra sweep, MLflow record"
 
 
 @pytest.fixture
 def ui(smoke_report):
-    _, client, _ = smoke_report
+    folder, client, _ = smoke_report
     store = client.tracking_uri
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -51,13 +52,13 @@ def ui(smoke_report):
             pass
         assert server.poll() is None and time.time() < deadline, "mlflow ui did not start"
         time.sleep(0.5)
-    yield url, client
+    yield url, client, folder
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=30)
 
 
 def test_experiment_runs_and_report_are_visible(ui, tmp_path):
-    url, client = ui
+    url, client, folder = ui
     experiment = client.get_experiment_by_name("smoke")
     runs = client.search_runs([experiment.experiment_id])
     parent = next(r for r in runs if r.data.tags.get("sweep") == "parent")
@@ -71,6 +72,8 @@ def test_experiment_runs_and_report_are_visible(ui, tmp_path):
         page.goto(f"{base}/runs")
         page.get_by_text("smoke sweep").first.wait_for(timeout=60000)
         assert page.get_by_text("smoke", exact=True).count() >= 1  # the experiment's name
+        # The experiment's description: the study's question, above the runs.
+        page.get_by_text(QUESTION).first.wait_for(timeout=30000)
         if page.get_by_label("Close").count():  # the assistant side panel hides the table
             page.get_by_label("Close").first.click()
         # Child runs are nested under the parent row: expand it.
@@ -88,12 +91,24 @@ def test_experiment_runs_and_report_are_visible(ui, tmp_path):
         assert str(int(child.data.metrics["param_count"])) in page.content()
         page.screenshot(path=str(SCREENSHOTS / "child_run.png"), full_page=True)
 
+        # The parent run's description is the report: the Answer and its plots, no clicks.
+        page.goto(f"{base}/runs/{parent.info.run_id}")
+        answer = (folder / "report.md").read_text().split("## Answer\n\n")[1].split("\n")[0]
+        page.get_by_text(answer[2:60]).first.wait_for(state="visible", timeout=60000)
+        plot = page.locator('img[src*="report%2Fcapacity.png"]').first
+        plot.scroll_into_view_if_needed(timeout=30000)
+        page.wait_for_function(
+            "() => [...document.images].some(i => i.src.includes('capacity.png') && i.naturalWidth > 0)",
+            timeout=30000)
+        page.screenshot(path=str(SCREENSHOTS / "parent_run.png"), full_page=True)
+        plot.screenshot(path=str(SCREENSHOTS / "parent_run_plot.png"))
+
         page.goto(f"{base}/runs/{parent.info.run_id}/artifacts")
         page.get_by_text("report", exact=True).first.wait_for(timeout=60000)
         page.get_by_text("report", exact=True).first.click()
         for name in ("report.md", "summary.csv", "capacity.png", "overfitting.png"):
             page.get_by_text(name, exact=True).first.wait_for(timeout=30000)
         page.get_by_text("report.md", exact=True).first.click()
-        page.get_by_text("what do the units buy?").first.wait_for(timeout=30000)  # rendered
+        page.get_by_text(QUESTION).first.wait_for(timeout=30000)  # rendered
         page.screenshot(path=str(SCREENSHOTS / "parent_artifacts.png"), full_page=True)
         browser.close()
