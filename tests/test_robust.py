@@ -42,7 +42,7 @@ def finished_count(store) -> int:
 def test_kill_then_resume(store):
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{store}")
     command = [sys.executable, "-m", "harness", "smoke", "model.units=2,3,4", "seed=0", *TINY,
-               f"hydra.sweep.dir={store.parent}/hydra"]
+               f"hydra.sweep.dir={store.parent}/hydra", f"report.out={store.parent}/reports"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -141,10 +141,12 @@ def test_sweep_through_tracking_server(tmp_path):
         env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
         result = subprocess.run(
             [sys.executable, "-m", "harness", "smoke", "model.units=2", "seed=0", *TINY,
-             f"hydra.sweep.dir={tmp_path}/hydra"],
+             f"hydra.sweep.dir={tmp_path}/hydra", f"report.out={tmp_path}/reports"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
         )
         assert result.returncode == 0, result.stderr[-2000:]
+        # The report is written through the server too, at the end of the sweep.
+        assert (tmp_path / "reports" / "smoke" / "report.md").exists()
         runs = children(uri)
         assert len(runs) == 1 and runs[0].info.status == "FINISHED"
         assert (tmp_path / "server" / "mlflow.db").exists()
