@@ -565,7 +565,9 @@ def descent(group: pd.DataFrame) -> dict:
     low = 1 - group["test_accuracy_ci_high"].to_numpy()
     high = 1 - group["test_accuracy_ci_low"].to_numpy()
     fitted = group[group["fit_accuracy_mean"] >= FITTED]
+    closest = group.loc[group["fit_accuracy_mean"].idxmax()]
     result = {"threshold": int(fitted["units"].iloc[0]) if len(fitted) else None,
+              "closest": (int(closest["units"]), 1 - float(closest["fit_accuracy_mean"])),
               "peak": None}
     rises = [(error[j] - error[:j].min(), j) for j in range(1, len(error))]
     rise, j = max(rises) if rises else (0.0, None)
@@ -593,9 +595,11 @@ def double_descent_answer(summary: pd.DataFrame) -> list[str]:
         found = descent(group)
         threshold = found["threshold"]
         head = f"- **label noise {noise:.0%}:** "
+        units, error = found["closest"]
         head += (f"training error reaches ~0 (≥ {FITTED:.0%} of its labels fitted) from "
                  f"**{threshold} units** on; " if threshold is not None else
-                 "no size fits its training labels to 99%; ")
+                 f"no size fits its training labels to {FITTED:.0%} in this budget (closest: "
+                 f"{units} units, training error {pct(error)}); ")
         peak = found["peak"]
         if peak is None or peak["rise"] < 0.005:
             head += (f"test error falls from {pct(found['first'])} and never rises again by "
