@@ -556,14 +556,24 @@ def memorization(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis:
 # double_descent: test error against parameters through the interpolation threshold
 
 
+def with_errors(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary with test_error and fit_error (1 − accuracy) as mean and CI columns."""
+    columns = {}
+    for error, accuracy in (("test_error", "test_accuracy"), ("fit_error", "fit_accuracy")):
+        columns[f"{error}_mean"] = 1 - summary[f"{accuracy}_mean"]
+        columns[f"{error}_ci_low"] = 1 - summary[f"{accuracy}_ci_high"]
+        columns[f"{error}_ci_high"] = 1 - summary[f"{accuracy}_ci_low"]
+    return summary.assign(**columns)
+
+
 def descent(group: pd.DataFrame) -> dict:
     """For one label-noise level, sorted by size: the interpolation threshold (smallest size
     fitting ≥ 99% of its training labels), the largest rise of test error after a lower error
     at a smaller size (the peak), and the error beyond it. Significant = 95% CIs apart."""
     group = group.sort_values("param_count").reset_index(drop=True)
-    error = 1 - group["test_accuracy_mean"].to_numpy()
-    low = 1 - group["test_accuracy_ci_high"].to_numpy()
-    high = 1 - group["test_accuracy_ci_low"].to_numpy()
+    error = group["test_error_mean"].to_numpy()
+    low = group["test_error_ci_low"].to_numpy()
+    high = group["test_error_ci_high"].to_numpy()
     fitted = group[group["fit_accuracy_mean"] >= FITTED]
     closest = group.loc[group["fit_accuracy_mean"].idxmax()]
     result = {"threshold": int(fitted["units"].iloc[0]) if len(fitted) else None,
@@ -630,23 +640,15 @@ def plot_double_descent(summary: pd.DataFrame, path: Path) -> None:
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(8, 5))
     for noise, group in summary.groupby("label_noise"):
-        flipped = group.assign(**{
-            "test_error_mean": 1 - group["test_accuracy_mean"],
-            "test_error_ci_low": 1 - group["test_accuracy_ci_high"],
-            "test_error_ci_high": 1 - group["test_accuracy_ci_low"],
-            "fit_error_mean": 1 - group["fit_accuracy_mean"],
-            "fit_error_ci_low": 1 - group["fit_accuracy_ci_high"],
-            "fit_error_ci_high": 1 - group["fit_accuracy_ci_low"],
-        })
-        line = band(axes, flipped, "test_error", "-o", f"test error, noise {noise:.0%}")
-        band(axes, flipped, "fit_error", "--", f"training error (its labels), noise {noise:.0%}")
+        line = band(axes, group, "test_error", "-o", f"test error, noise {noise:.0%}")
+        band(axes, group, "fit_error", "--", f"training error (its labels), noise {noise:.0%}")
         threshold = descent(group)["threshold"]
         if threshold is not None:
             params = group[group["units"] == threshold]["param_count"].iloc[0]
             axes.axvline(params, color=line.get_color(), linestyle=":", linewidth=1,
                          label=f"training error ~0 from {threshold} units (noise {noise:.0%})")
     for _, row in summary[summary["label_noise"] == summary["label_noise"].min()].iterrows():
-        axes.annotate(f"{int(row['units'])}", (row["param_count"], 1 - row["test_accuracy_mean"]),
+        axes.annotate(f"{int(row['units'])}", (row["param_count"], row["test_error_mean"]),
                       textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
     finish(figure, axes, xlabel="parameters (log scale; labels: units)",
            ylabel="error (mean, 95% CI band)", title="Test error against capacity")
@@ -655,15 +657,13 @@ def plot_double_descent(summary: pd.DataFrame, path: Path) -> None:
 
 def double_descent(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis:
     """Test error against parameters per label-noise level, with where training error hits 0."""
+    summary = with_errors(summary)
     rows = [
         {
             "units": int(row["units"]), "label_noise": fmt(row["label_noise"]),
             "params": f"{int(row['param_count']):,}", "seeds": int(row["n_seeds"]),
-            "test error (95% CI)": with_ci(
-                {"e_mean": 1 - row["test_accuracy_mean"],
-                 "e_ci_low": 1 - row["test_accuracy_ci_high"],
-                 "e_ci_high": 1 - row["test_accuracy_ci_low"]}, "e"),
-            "training error (its labels)": pct(1 - row["fit_accuracy_mean"]),
+            "test error (95% CI)": with_ci(row, "test_error"),
+            "training error (its labels)": pct(row["fit_error_mean"]),
             "train acc (clean labels)": pct(row["train_accuracy_mean"]),
         }
         for _, row in summary.sort_values(["label_noise", "param_count"]).iterrows()

@@ -305,14 +305,17 @@ def answer_text(report_md: str) -> str:
     return report_md.split("## Answer\n\n", 1)[1].split("\n\n", 1)[0]
 
 
-def report_study(uri: str, study: str, out: Path, *, settings: dict, parent: str | None) -> Path:
-    """Write results/STUDY/ from the store at `uri`, attach the files to the parent run and make
-    the report its description. Returns report.md's path; ValueError when nothing finished."""
+def report_study(uri: str, study: str, out: Path, *, settings: dict,
+                 parent: str | None = None) -> Path:
+    """Write results/STUDY/ from the store at `uri`, attach the files to the parent run (default:
+    the study's latest) and make the report its description. Returns report.md's path;
+    ValueError when nothing finished."""
     from harness import tracking
 
     runs = tracking.study_runs(uri, study)
     if runs is None:
         raise ValueError(f"STUDY: no experiment {study!r} in {uri}")
+    parent = parent or tracking.latest_parent(runs)
     files = write_report(study, runs, out / study, settings=settings, parent_id=parent,
                          histories=partial(tracking.metric_histories, uri))
     if parent:
@@ -356,8 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     uri = tracking.connect(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
     try:
-        parent = tracking.latest_parent(tracking.study_runs(uri, args.study))
-        path = report_study(uri, args.study, Path(args.out), settings=settings, parent=parent)
+        path = report_study(uri, args.study, Path(args.out), settings=settings)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -311,12 +311,6 @@ def job(cfg: DictConfig) -> str:
         return single_run(config, uri, os.environ[PARENT_ENV], job_label(config), *progress())
 
 
-def mlflow_run_id() -> str:
-    import mlflow
-
-    return mlflow.active_run().info.run_id
-
-
 def single_run(config: dict, uri: str, parent: str, label: str, number: int, total: int) -> str:
     """Train one (configuration, seed) as a child run unless its run_key already finished."""
     from harness import runner, tracking
@@ -331,11 +325,11 @@ def single_run(config: dict, uri: str, parent: str, label: str, number: int, tot
     runner.configure_threads(config["jobs"])
     started = time.perf_counter()
     try:
-        with tracking.child_run(uri, study, parent, run_name=label, tags={"run_key": key}):
+        with tracking.child_run(uri, study, parent, run_name=label, tags={"run_key": key}) as run:
             splits = runner.splits_for(config)
             params = runner.job_params(config, splits)
             tracking.log_start(params, OmegaConf.to_yaml(config))
-            tracking.log_dataset(uri, mlflow_run_id(), tracking.training_dataset(splits, params))
+            tracking.log_dataset(uri, run.info.run_id, tracking.training_dataset(splits, params))
             result = runner.train(config, callbacks=[tracking.epoch_logger()], splits=splits)
             tracking.log_result(
                 result["metrics"],
