@@ -74,3 +74,6 @@ def check_report(report: dict) -> None:
     target = report.get("target", 0.9)
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
         raise ConfigError(f"report.target: {target!r} is not allowed; use a number in (0, 1]")
+    out = report.get("out", "results")
+    if not isinstance(out, str) or not out:
+        raise ConfigError(f"report.out: {out!r} is not allowed; use a folder path")

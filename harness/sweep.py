@@ -169,6 +169,11 @@ class SweepCallback(Callback):
                     select_device("gpu")
                 except ConfigError as error:
                     fail(str(error))
+        try:  # the report is written after the last job: its folder must be usable now
+            Path(config.report.out).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            fail(f"report.out: cannot create {config.report.out!r} ({error.strerror}); "
+                 "use a writable folder")
         packs = plan_packs(configs)
         os.environ[PACKS_ENV] = json.dumps(packs)
         runs = [run_key(job, job_pack(job)) for job in configs]

@@ -17,8 +17,9 @@ def run_sweep(study: str, *overrides: str, store: Path, timeout: int = 600, extr
     env = dict(os.environ)
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}"
     env.update(extra_env or {})
-    overrides = (*overrides, f"hydra.sweep.dir={store.parent}/hydra",
-                 f"report.out={store.parent}/reports")
+    overrides = (*overrides, f"hydra.sweep.dir={store.parent}/hydra")
+    if not any(o.startswith("report.out=") for o in overrides):
+        overrides += (f"report.out={store.parent}/reports",)
     return subprocess.run(
         [sys.executable, "-m", "harness", study, *overrides],
         cwd=ROOT,

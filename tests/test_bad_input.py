@@ -23,6 +23,7 @@ CASES = [
     (["device=tpu"], "device"),
     (["report.analysis=nonsense"], "report.analysis"),
     (["report.target=1.5"], "report.target"),
+    (["report.out=/dev/null/reports"], "report.out"),
     (["data=cifar"], "data"),
     (["model=transformer"], "model"),
     (["model=lstm,transformer"], "model"),
