@@ -172,9 +172,18 @@ def log_dataset(uri: str, run_id: str, dataset) -> None:
     such as the members of a pack)."""
     from mlflow.entities import DatasetInput, InputTag
 
+    from mlflow.exceptions import MlflowException
+
     entity = dataset._to_mlflow_entity()  # the entity mlflow.log_input builds
-    context = InputTag("mlflow.data.context", "train")
-    MlflowClient(uri).log_inputs(run_id, [DatasetInput(entity, [context])])
+    inputs = [DatasetInput(entity, [InputTag("mlflow.data.context", "train")])]
+    try:
+        MlflowClient(uri).log_inputs(run_id, inputs)
+    except MlflowException as error:
+        # Parallel jobs with the same training set race to insert its row (UNIQUE experiment,
+        # name, digest); the loser finds the row there on a second try.
+        if "UNIQUE constraint failed: datasets" not in str(error):
+            raise
+        MlflowClient(uri).log_inputs(run_id, inputs)
 
 
 def start_parent(study: str, uri: str, *, jobs: int, command: str) -> str:
