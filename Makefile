@@ -12,13 +12,14 @@ FORCE ?=
 LAUNCHER ?=
 UI_PORT ?= 5000
 PORT ?= 5001
+SERVER_HOST ?= 127.0.0.1
 SERVER_DIR ?= results/server
 STORE := sqlite:///results/mlflow.db
 
 TARGET ?=
 BENCH_GRID ?= default
 
-.PHONY: help install install-gpu sweep report explain ui server test bench clean
+.PHONY: help install install-gpu sweep report explain ui server test bench slurm-up slurm-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,11 +51,11 @@ explain: $(STAMP)  ## weight shapes and parameter accounting: make explain ARGS=
 ui: $(STAMP)  ## MLflow UI over results/mlflow.db at http://127.0.0.1:5000 (UI_PORT=...)
 	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(STORE)} --host 127.0.0.1 --port $(UI_PORT)
 
-server: $(STAMP)  ## MLflow tracking server on 127.0.0.1:PORT (default 5001), store under results/server/
+server: $(STAMP)  ## MLflow tracking server on 127.0.0.1:PORT (default 5001; SERVER_HOST=0.0.0.0 for cluster nodes), store under results/server/
 	@[[ "$(PORT)" =~ ^[0-9]+$$ ]] && (( $(PORT) >= 1 && $(PORT) <= 65535 )) || \
 	  { echo "error: PORT: '$(PORT)' is not allowed; use a port number 1..65535" >&2; exit 2; }
 	mkdir -p $(SERVER_DIR)
-	$(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) \
+	$(VENV)/bin/mlflow server --host $(SERVER_HOST) --port $(PORT) \
 	  --backend-store-uri sqlite:///$(abspath $(SERVER_DIR))/mlflow.db \
 	  --artifacts-destination $(abspath $(SERVER_DIR))/artifacts
 
@@ -63,6 +64,12 @@ test: $(STAMP)  ## the whole test suite (installs first on a fresh clone)
 
 bench: $(STAMP)  ## the harness against the naive Keras way -> results/bench/ [BENCH_GRID=default|four_sizes|full] [JOBS=n]
 	$(PY) -m harness.bench --grid='$(BENCH_GRID)' $(if $(filter command line,$(origin JOBS)),--jobs='$(JOBS)')
+
+slurm-up:  ## a one-node Slurm with accounting on this machine, for tests and demos (root; installs Debian's packages)
+	bash harness/slurm_local.sh up
+
+slurm-down:  ## stop the daemons that slurm-up started
+	bash harness/slurm_local.sh down
 
 clean:  ## remove Hydra's output folders (keeps the database and reports)
 	rm -rf results/hydra

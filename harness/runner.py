@@ -49,11 +49,13 @@ def loop_kernel(device: str, cell: str) -> str:
 
 
 def configure_threads(jobs: int) -> None:
-    """Share the cores between `jobs` parallel jobs. Must run before TensorFlow's first op in
-    this process; a worker's later jobs keep what its first job set."""
-    if jobs <= 1:
+    """Share the cores between `jobs` parallel jobs; a Slurm task uses the CPUs it was given
+    (without cgroups TensorFlow would see the whole node). Must run before TensorFlow's first
+    op in this process; a worker's later jobs keep what its first job set."""
+    allocated = os.environ.get("SLURM_CPUS_PER_TASK")
+    if jobs <= 1 and not allocated:
         return
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = max(1, int(allocated or os.cpu_count() or 1) // jobs)
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)

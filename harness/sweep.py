@@ -34,6 +34,7 @@ TOTAL_ENV = "HARNESS_SWEEP_JOBS"
 PACKS_ENV = "HARNESS_PACKS"
 COSTS_ENV = "HARNESS_SWEEP_COSTS"
 START_ENV = "HARNESS_SWEEP_START"
+IDLE_ENV = "HARNESS_IDLE_JOBS"
 
 
 def fail(message: str, code: int = 2):
@@ -134,6 +135,22 @@ def job_cost(config: dict, pack: list[int] | None) -> float:
     return config["train"]["epochs"] * examples * timesteps * (4000 + width**2)
 
 
+def idle_jobs(configs: list[dict], keys: list[str], finished: set[str]) -> list[int]:
+    """The numbers of the jobs with nothing to train: finished already, or a pack member that
+    its pack's first job trains. A launcher that pays per job (a Slurm array task waits in the
+    queue and starts Python) leaves them out."""
+    idle = []
+    for number, (config, key) in enumerate(zip(configs, keys)):
+        pack = job_pack(config)
+        if pack:
+            keys_of_pack = [run_key({**config, "seed": seed}, pack) for seed in pack]
+            if config["seed"] != pack[0] or set(keys_of_pack) <= finished:
+                idle.append(number)
+        elif key in finished:
+            idle.append(number)
+    return idle
+
+
 def eta(number: int) -> str:
     """Time left after the first `number` jobs, from the time they took and the cost model."""
     costs = json.loads(os.environ.get(COSTS_ENV, "[]"))
@@ -200,6 +217,7 @@ class SweepCallback(Callback):
             for job, key in zip(configs, runs)
         ])
         skipped = sum(key in finished for key in runs)
+        os.environ[IDLE_ENV] = json.dumps(idle_jobs(configs, runs, finished))
         self.uri, self.parent, self.total, self.skipped = uri, parent, len(runs), skipped
         packed = sum(len(seeds) for seeds in packs.values())
         print(
@@ -224,6 +242,8 @@ class SweepCallback(Callback):
         if getattr(self, "live", None):
             self.live.__exit__(None, None, None)
         study = config.study
+        # Jobs the scheduler (or a crash) ended mid-training left their runs RUNNING.
+        tracking.close_stale_runs(self.uri, study, self.parent)
         runs = tracking.child_runs(self.uri, study, self.parent)
         counts = {"finished": 0, "failed": 0, "killed": 0, "running": 0}
         rows = []
@@ -247,8 +267,8 @@ class SweepCallback(Callback):
         tracking.finish_parent(self.uri, self.parent, status, {**counts, "skipped": self.skipped})
         elapsed = time.time() - float(os.environ.get(START_ENV, time.time()))
         print(f"\nsweep {study}: {status.lower()} in {elapsed / 60:.1f} min — "
-              f"{counts['finished']} finished, {counts['failed']} failed, {self.skipped} skipped, "
-              f"{missing} not run", flush=True)
+              f"{counts['finished']} finished, {counts['failed']} failed, "
+              f"{counts['killed']} killed, {self.skipped} skipped, {missing} not run", flush=True)
         print("\n".join(rows), flush=True)
         print(f"browse: make ui   (parent run {self.parent})", flush=True)
         self.answer(config)
@@ -363,7 +383,12 @@ def launcher_overrides(jobs: str, force: str, launcher: str) -> list[str]:
         fail(f"FORCE: {force!r} is not allowed; use FORCE=1 (or leave it unset)")
     if launcher not in LAUNCHERS:
         fail(f"LAUNCHER: {launcher!r} is unknown; allowed: local, slurm (or unset for this process)")
-    overrides = [f"jobs={int(jobs)}", f"force={'true' if force == '1' else 'false'}"]
+    force = f"force={'true' if force == '1' else 'false'}"
+    if launcher == "slurm":
+        # One array for the whole sweep; each task has its own CPUs (cpus_per_task), so JOBS
+        # (this machine's cores) means nothing there: array_parallelism says how many run.
+        return ["jobs=1", force, "hydra/launcher=slurm"]
+    overrides = [f"jobs={int(jobs)}", force]
     if launcher:
         # Hydra's sweeper hands the launcher batches of JOBS jobs: that is the parallelism.
         overrides += [f"hydra/launcher={launcher}", f"hydra.sweeper.max_batch_size={int(jobs)}"]

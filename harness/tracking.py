@@ -71,7 +71,10 @@ def use_wal(uri: str) -> None:
 
 
 def process_tags() -> dict:
-    return {"host": socket.gethostname(), "pid": str(os.getpid())}
+    """Where a run's process lives: host and pid, and its Slurm job when it runs in one."""
+    from harness import slurm
+
+    return {"host": socket.gethostname(), "pid": str(os.getpid()), **slurm.job_tags()}
 
 
 def _alive(pid: int) -> bool:
@@ -84,26 +87,40 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def close_stale_runs(uri: str, study: str) -> int:
-    """Mark KILLED the RUNNING runs of this study whose process on this host is gone (a sweep
-    killed with -9, a crashed worker). Runs from other hosts are left alone. Returns how many."""
+def close_stale_runs(uri: str, study: str, parent_id: str | None = None) -> int:
+    """Mark KILLED the RUNNING runs of this study (of one parent's, if given) whose process is
+    gone: a run of a Slurm job the scheduler here no longer runs (scancel, time limit, a dead
+    node), or a run whose process on this host has exited (a sweep killed with -9, a crashed
+    worker). Runs nothing here can judge are left alone. Returns how many."""
+    from harness import slurm
+
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(study)
     if experiment is None:
         return 0
-    stale = [
-        run
-        for run in client.search_runs(
-            [experiment.experiment_id], "attributes.status = 'RUNNING'", max_results=50000
-        )
-        if run.data.tags.get("host") == socket.gethostname()
-        and int(run.data.tags.get("pid", "0")) > 0
-        and not _alive(int(run.data.tags["pid"]))
-    ]
-    for run in stale:
-        client.set_tag(run.info.run_id, "error", "process gone: the sweep was killed")
-        client.set_terminated(run.info.run_id, "KILLED")
-    return len(stale)
+    query = "attributes.status = 'RUNNING'"
+    if parent_id:
+        query += f" and tags.`{PARENT_TAG}` = '{parent_id}'"
+    runs = client.search_runs([experiment.experiment_id], query, max_results=50000)
+    scheduler = (slurm.Scheduler.here()
+                 if any("slurm_job_id" in run.data.tags for run in runs) else None)
+    closed = 0
+    for run in runs:
+        tags = run.data.tags
+        reason = None
+        if "slurm_job_id" in tags:
+            if scheduler and scheduler.knows(tags):
+                state = scheduler.ended(tags["slurm_job_id"])
+                if state:
+                    reason = f"the scheduler ended Slurm job {tags['slurm_job_id']}: {state}"
+        elif (tags.get("host") == socket.gethostname() and int(tags.get("pid", "0")) > 0
+              and not _alive(int(tags["pid"]))):
+            reason = "process gone: the sweep was killed"
+        if reason:
+            client.set_tag(run.info.run_id, "error", reason)
+            client.set_terminated(run.info.run_id, "KILLED")
+            closed += 1
+    return closed
 
 
 def finished_run(uri: str, study: str, key: str) -> str | None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +64,36 @@ def smoke_report(smoke, tmp_path_factory):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return out / "smoke", client, result
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def tracking_server(folder: Path):
+    """A real `make server` on a free loopback port with its store in `folder`; yields its URI."""
+    import requests
+
+    port = free_port()
+    server = subprocess.Popen(
+        ["make", "-s", "server", f"PORT={port}", f"SERVER_DIR={folder}"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if requests.get(f"{uri}/health", timeout=2).ok:
+                    break
+            except requests.RequestException:  # not up yet
+                pass
+            assert time.time() < deadline, "the tracking server did not start"
+            time.sleep(0.5)
+        yield uri
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -69,7 +69,7 @@ def test_packed_members_are_child_runs(store):
     assert "4 jobs, 4 runs (2 of them in 1 packs)" in result.stdout
     assert re.search(r"model.units=4 seed=0 .*\(pack \[0, 1\]\): test_accuracy", result.stdout)
     assert re.search(r"model.units=4 seed=1 .*: trained in the pack of seed 0", result.stdout)
-    assert "4 finished, 0 failed, 0 skipped, 0 not run" in result.stdout
+    assert "4 finished, 0 failed, 0 killed, 0 skipped, 0 not run" in result.stdout
     client = MlflowClient(f"sqlite:///{store}")
     experiment = client.get_experiment_by_name("smoke")
     runs = client.search_runs([experiment.experiment_id], "tags.packed_with = '0,1'")
@@ -89,7 +89,7 @@ def test_packed_members_are_child_runs(store):
     assert len({r.data.tags["run_key"] for r in runs}) == 2
     again = run_sweep("smoke", "pack_max_units=8", "data.train_size=300", "data.val_size=100",
                       store=store)
-    assert "0 finished, 0 failed, 4 skipped" in again.stdout
+    assert "0 finished, 0 failed, 0 killed, 4 skipped" in again.stdout
 
 
 def test_sweep_plans_packs_per_configuration():

@@ -4,7 +4,6 @@ processes, real SQLite, tiny data."""
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from collections import Counter
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, run_sweep
+from tests.conftest import ROOT, free_port, run_sweep, tracking_server
 
 TINY = ["data.train_size=300", "data.val_size=100", "train.epochs=1"]
 
@@ -67,7 +66,7 @@ def test_kill_then_resume(store):
     assert all(r.info.status in ("FINISHED", "KILLED") for r in runs)
 
     forced = run_sweep("smoke", "model.units=2", "seed=0", *TINY, "force=true", store=store)
-    assert forced.returncode == 0 and "1 finished, 0 failed, 0 skipped" in forced.stdout
+    assert forced.returncode == 0 and "1 finished, 0 failed, 0 killed, 0 skipped" in forced.stdout
 
 
 def test_failing_job_is_isolated(store):
@@ -110,34 +109,11 @@ def test_submitit_local_launcher_with_resume(store):
     assert sorted(int(r.data.params["units"]) for r in runs) == [2, 3]
     assert all(r.info.status == "FINISHED" for r in runs)
     again = subprocess.run(make, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "0 finished, 0 failed, 2 skipped" in again.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    assert again.returncode == 0 and "0 finished, 0 failed, 0 killed, 2 skipped" in again.stdout
 
 
 def test_sweep_through_tracking_server(tmp_path):
-    port = free_port()
-    server = subprocess.Popen(
-        ["make", "-s", "server", f"PORT={port}", f"SERVER_DIR={tmp_path}/server"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        import requests
-
-        deadline = time.time() + 120
-        while True:
-            try:
-                if requests.get(f"{uri}/health", timeout=2).ok:
-                    break
-            except requests.RequestException:  # not up yet
-                pass
-            assert time.time() < deadline, "the tracking server did not start"
-            time.sleep(0.5)
+    with tracking_server(tmp_path / "server") as uri:
         env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
         result = subprocess.run(
             [sys.executable, "-m", "harness", "smoke", "model.units=2", "seed=0", *TINY,
@@ -150,9 +126,6 @@ def test_sweep_through_tracking_server(tmp_path):
         runs = children(uri)
         assert len(runs) == 1 and runs[0].info.status == "FINISHED"
         assert (tmp_path / "server" / "mlflow.db").exists()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
 
 
 def test_unreachable_tracking_server_fails_fast(store):
