@@ -19,7 +19,7 @@ STORE := sqlite:///results/mlflow.db
 TARGET ?=
 BENCH_GRID ?= default
 
-.PHONY: help install install-gpu sweep report explain ui server test bench slurm-up slurm-down clean
+.PHONY: help install install-gpu install-jax install-torch sweep report explain ui server test bench slurm-up slurm-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,15 @@ install: $(STAMP)  ## create .venv and install the pinned dependencies
 
 install-gpu: $(STAMP)  ## add TensorFlow's CUDA libraries (tensorflow[and-cuda]) for device=gpu
 	$(PY) -m pip install --quiet "tensorflow[and-cuda]==2.21.0"
+
+$(VENV)/.installed-jax: requirements-jax.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-jax.txt
+	touch $@
+
+install-jax: $(VENV)/.installed-jax  ## add Keras's JAX backend (CPU) for backend=jax
+
+install-torch: $(STAMP)  ## add Keras's PyTorch backend (CPU) for backend=torch
+	$(PY) -m pip install --quiet -r requirements-torch.txt
 
 sweep: $(STAMP)  ## run a study: make sweep [STUDY=units_mnist] [ARGS='model.units=8,16'] [JOBS=n, default cores ≤ 4] [FORCE=1] [LAUNCHER=local|slurm]
 	$(PY) -m harness $(STUDY) --jobs='$(JOBS)' --force='$(FORCE)' --launcher='$(LAUNCHER)' $(ARGS)
@@ -59,7 +68,7 @@ server: $(STAMP)  ## MLflow tracking server on 127.0.0.1:PORT (default 5001; SER
 	  --backend-store-uri sqlite:///$(abspath $(SERVER_DIR))/mlflow.db \
 	  --artifacts-destination $(abspath $(SERVER_DIR))/artifacts
 
-test: $(STAMP)  ## the whole test suite (installs first on a fresh clone)
+test: $(STAMP) $(VENV)/.installed-jax  ## the whole test suite (installs first on a fresh clone, JAX's CPU backend included)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)  ## the harness against the naive Keras way -> results/bench/ [BENCH_GRID=default|four_sizes|full] [JOBS=n]

@@ -19,10 +19,13 @@ class ConfigError(ValueError):
 
 
 def run_key(config: dict, pack: list[int] | None = None) -> str:
-    """Stable hash of the result-affecting part of a job's config (data, model, train, seed).
+    """Stable hash of the result-affecting part of a job's config (data, model, train, seed,
+    and the backend unless it is TensorFlow).
     A seed trained packed with others (harness/packing.py) shares their batch order, so the
     pack is part of its key."""
     affecting = {section: config[section] for section in RESULT_AFFECTING}
+    if config.get("backend", "tensorflow") != "tensorflow":  # TensorFlow keys predate the key
+        affecting["backend"] = config["backend"]
     if pack:
         affecting["pack"] = sorted(pack)
     text = json.dumps(affecting, sort_keys=True, separators=(",", ":"))
@@ -63,6 +66,9 @@ def check_config(config: dict) -> None:
         raise ConfigError(f"pack_max_units: {pack_max!r} is not allowed; use an integer ≥ 0")
     if config["device"] not in DEVICES:
         raise ConfigError(f"device: {config['device']!r} is unknown; allowed: {', '.join(DEVICES)}")
+    from harness import backend  # it needs ConfigError from here
+
+    backend.check(config.get("backend", "tensorflow"))
     check_report(config.get("report", {}))
 
 

@@ -10,57 +10,31 @@ from harness.console import quiet_startup
 
 with quiet_startup():  # TensorFlow's C++ start-up lines stay off the console
     import keras
-    import tensorflow as tf
 
 import numpy as np  # noqa: E402
 
-from harness import data, models, packing  # noqa: E402
+from harness import backend, data, models, packing  # noqa: E402
 from harness.config import ConfigError, check_config  # noqa: E402
 
 
-def physical_gpus() -> list:
-    with quiet_startup():  # the first query initialises CUDA (cuInit) and logs why it failed
-        return tf.config.list_physical_devices("GPU")
-
-
-def gpu_names() -> list[str]:
-    return [device.name for device in physical_gpus()]
-
-
 def select_device(device: str) -> str:
-    """Map device=auto|cpu|gpu to a TensorFlow device name; gpu without a GPU is an error."""
-    gpus = gpu_names() if device != "cpu" else []
-    for gpu in physical_gpus():
-        try:  # several small jobs may share one GPU
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:
-            pass  # already initialised by an earlier job in this process
+    """Map device=auto|cpu|gpu to a Keras device name (gpu:0 or cpu:0) on the current backend;
+    gpu without a GPU is an error."""
+    gpus = backend.gpus() if device != "cpu" else []
     if device == "gpu" and not gpus:
-        raise ConfigError("device: gpu was asked for but TensorFlow sees no GPU; use auto or cpu")
-    return "/GPU:0" if gpus else "/CPU:0"
-
-
-def loop_kernel(device: str, cell: str) -> str:
-    """What runs the recurrent loop: cudnn (LSTM/GRU on a GPU), block_lstm (an LSTM on the CPU,
-    harness/fused.py) or keras (Keras's own loop)."""
-    if device.startswith("/GPU") and cell in ("lstm", "gru"):
-        return "cudnn"
-    return "block_lstm" if cell == "lstm" and not device.startswith("/GPU") else "keras"
+        raise ConfigError(f"device: gpu was asked for but {backend.name()} sees no GPU; "
+                          "use auto or cpu")
+    return "gpu:0" if gpus else "cpu:0"
 
 
 def configure_threads(jobs: int) -> None:
     """Share the cores between `jobs` parallel jobs; a Slurm task uses the CPUs it was given
-    (without cgroups TensorFlow would see the whole node). Must run before TensorFlow's first
+    (without cgroups the backend would see the whole node). Must run before the backend's first
     op in this process; a worker's later jobs keep what its first job set."""
     allocated = os.environ.get("SLURM_CPUS_PER_TASK")
     if jobs <= 1 and not allocated:
         return
-    threads = max(1, int(allocated or os.cpu_count() or 1) // jobs)
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        pass  # already initialised by an earlier job in this worker
+    backend.set_threads(max(1, int(allocated or os.cpu_count() or 1) // jobs))
 
 
 def splits_for(config: dict) -> data.Splits:
@@ -207,6 +181,7 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
     with the final weights.
     """
     check_config(config)
+    backend.use(config.get("backend", "tensorflow"))  # the backend Keras was loaded with
     device = select_device(config["device"])
     keras.backend.clear_session()  # jobs sharing a process must not share graph state
     keras.utils.set_random_seed(config["seed"])
@@ -220,8 +195,8 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
             timesteps=splits.timesteps,
             input_dim=splits.input_dim,
             num_classes=splits.num_classes,
-            use_cudnn=True if device.startswith("/GPU") else "auto",
-            fused=not device.startswith("/GPU"),
+            use_cudnn=True if device.startswith("gpu") else "auto",
+            fused=not device.startswith("gpu") and backend.name() == "tensorflow",
         )
         history, train_time, epoch_time, throughput, test_probabilities, train_probabilities = (
             fit_and_predict(model, splits, train_config, callbacks=callbacks)
@@ -234,10 +209,11 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
         raise AssertionError(
             f"closed-form param_count {metrics['param_count']} != Keras {model.count_params()}"
         )
-    device_name = gpu_names()[0] if device.startswith("/GPU") else "cpu"
+    gpu = device.startswith("gpu")
     return {
-        "params": params, "metrics": metrics, "history": history, "device": device_name,
-        "kernel": loop_kernel(device, model_config["cell"]),
+        "params": params, "metrics": metrics, "history": history,
+        "device": backend.gpus()[0] if gpu else "cpu", "backend": backend.name(),
+        "kernel": backend.loop_kernel(gpu, model_config["cell"]),
     }
 
 
@@ -246,6 +222,7 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
     order (drawn from the first seed). Returns one result per seed, as `train` does; times are
     each member's share of the packed training."""
     check_config(config)
+    backend.use(config.get("backend", "tensorflow"))
     device = select_device(config["device"])
     keras.backend.clear_session()
     splits = splits if splits is not None else splits_for(config)
@@ -255,14 +232,16 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
         model = packing.build_packed(
             cell=model_config["cell"], units=model_config["units"], seeds=seeds,
             timesteps=splits.timesteps, input_dim=splits.input_dim,
-            num_classes=splits.num_classes, fused=not device.startswith("/GPU"),
+            num_classes=splits.num_classes,
+            fused=not device.startswith("gpu") and backend.name() == "tensorflow",
         )
         # The members share one batch order, drawn from the first seed as an unpacked run of
         # that seed would draw it.
         history, train_time, epoch_time, throughput, test_outputs, train_outputs = fit_and_predict(
             model, splits, train_config, members=members, batch_seed=seeds[0]
         )
-    device_name = gpu_names()[0] if device.startswith("/GPU") else "cpu"
+    gpu = device.startswith("gpu")
+    device_name = backend.gpus()[0] if gpu else "cpu"
     results = []
     for member, seed in enumerate(seeds):
         own = f"member_{member}"
@@ -282,8 +261,8 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
             "params": job_params(member_config, splits),
             "metrics": metrics,
             "history": member_history,
-            "device": device_name,
-            "kernel": loop_kernel(device, model_config["cell"]),
+            "device": device_name, "backend": backend.name(),
+            "kernel": backend.loop_kernel(gpu, model_config["cell"]),
             "packed": {"seeds": seeds, "train_time_s": train_time},
         })
     return results

@@ -22,7 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from harness import console, data
+from harness import backend, console, data
 from harness.config import ConfigError, check_config, run_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,13 +179,18 @@ class SweepCallback(Callback):
             except Exception as error:  # composition: unknown key or group option
                 fail(f"ARGS {' '.join(overrides)}: {str(error).splitlines()[0]}")
             configs.append(job)
-            if job["device"] == "gpu":
+        backends = sorted({job["backend"] for job in configs})
+        if len(backends) > 1:
+            fail(f"backend: {', '.join(backends)} in one sweep; Keras loads one backend per "
+                 "process, so run one sweep per backend")
+        try:
+            backend.use(backends[0])  # before anything loads Keras; workers inherit it
+            if any(job["device"] == "gpu" for job in configs):
                 from harness.runner import select_device
 
-                try:
-                    select_device("gpu")
-                except ConfigError as error:
-                    fail(str(error))
+                select_device("gpu")
+        except ConfigError as error:
+            fail(str(error))
         try:  # the report is written after the last job: its folder must be usable now
             Path(config.report.out).mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -294,7 +299,7 @@ def share_gpus(config: dict) -> None:
     (by the number of the first job it runs), before TensorFlow starts in that process."""
     if config["jobs"] <= 1 or config["device"] == "cpu" or "CUDA_VISIBLE_DEVICES" in os.environ:
         return
-    if "tensorflow" in sys.modules or not shutil.which("nvidia-smi"):
+    if "keras" in sys.modules or not shutil.which("nvidia-smi"):
         return
     listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
     gpus = [line for line in listing.splitlines() if line.startswith("GPU ")]
@@ -325,6 +330,7 @@ def job(cfg: DictConfig) -> str:
     from harness import tracking
 
     config = job_config(cfg)
+    backend.use(config["backend"])  # in a worker the sweep started, KERAS_BACKEND is set already
     share_gpus(config)
     uri = tracking.connect(config["tracking"]["uri"])
     pack = job_pack(config)
@@ -358,8 +364,8 @@ def single_run(config: dict, uri: str, parent: str, label: str, number: int, tot
             result = runner.train(config, callbacks=[tracking.epoch_logger()], splits=splits)
             tracking.log_result(
                 result["metrics"],
-                tags={"device": result["device"], "kernel": result["kernel"],
-                      "cudnn": str(result["kernel"] == "cudnn").lower()},
+                tags={"device": result["device"], "backend": result["backend"],
+                      "kernel": result["kernel"], "cudnn": str(result["kernel"] == "cudnn").lower()},
             )
     except Exception as error:
         console.say(f"[{number}/{total}] {label}: FAILED — {type(error).__name__}: {error}")

@@ -325,6 +325,7 @@ def log_member(uri: str, run_id: str, result: dict) -> None:
     client = MlflowClient(uri)
     client.log_batch(run_id, metrics=metrics)
     client.set_tag(run_id, "device", result["device"])
+    client.set_tag(run_id, "backend", result["backend"])
     client.set_tag(run_id, "kernel", result["kernel"])
     client.set_tag(run_id, "cudnn", str(result["kernel"] == "cudnn").lower())
     client.log_metric(run_id, "pack_train_time_s", result["packed"]["train_time_s"])

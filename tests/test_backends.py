@@ -1,0 +1,41 @@
+"""Keras 3 backends: the same sweep on JAX (on the CPU here; the GPU is measured on a device,
+not asserted): runs FINISHED with the `backend` tag and exact parameter counts, packing exact."""
+
+import os
+import subprocess
+import sys
+
+from mlflow.tracking import MlflowClient
+
+from harness import models
+from tests.conftest import ROOT, run_sweep
+
+TINY = ["data.train_size=300", "data.val_size=100", "train.epochs=1"]
+
+
+def test_smoke_sweep_on_jax(store):
+    result = run_sweep("smoke", "backend=jax", "model.units=2,3", "seed=0,1",
+                       "pack_max_units=2", *TINY, store=store)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("smoke")
+    runs = [r for r in client.search_runs([experiment.experiment_id])
+            if "mlflow.parentRunId" in r.data.tags]
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.data.tags["backend"] for r in runs} == {"jax"}
+    assert {r.data.tags["kernel"] for r in runs} == {"keras"}  # the fused kernel is TensorFlow's
+    for run in runs:
+        units = int(run.data.params["units"])
+        assert run.data.metrics["param_count"] == models.param_count("lstm", units, 28, 10)
+        assert ("packed_with" in run.data.tags) == (units == 2)  # units=2 trained as a pack
+
+
+def test_packing_is_exact_on_jax():
+    """The packing exactness tests of test_packing.py, in a process whose Keras runs on JAX."""
+    script = ("import keras, pytest, sys; assert keras.backend.backend() == 'jax'; "
+              "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/test_packing.py', "
+              "'-k', 'members_match_separate_models and not True']))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, timeout=900, env=dict(os.environ, KERAS_BACKEND="jax"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "3 passed" in result.stdout, result.stdout[-2000:]
