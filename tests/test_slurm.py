@@ -167,16 +167,19 @@ def test_scancel_mid_training_then_resume(server, tmp_path):
 
 
 def test_time_limit_kill_is_reported(server, tmp_path):
-    """A task that outruns its time limit (1 min; no early warning signal) is killed by the
-    scheduler: its run is KILLED as TIMEOUT, the parent is closed and the report written."""
+    """A task that outruns its time limit (1 min, 3,000 epochs; no early warning signal) is killed by the
+    scheduler: its run is KILLED as TIMEOUT and the parent is closed."""
     args = ["model.units=6", "seed=9", "data.train_size=2000", "data.val_size=100",
-            "train.epochs=300", "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=0"]
+            "train.epochs=3000", "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=0"]
     result = run(sweep_command(tmp_path, *args), server)
     assert result.returncode != 0
     assert "state TIMEOUT" in result.stdout and "0 finished, 0 failed, 1 killed" in result.stdout
     run_ = children(server, "smoke")[
-        "model.units=6 seed=9 data.train_size=2000 data.val_size=100 train.epochs=300"]
+        "model.units=6 seed=9 data.train_size=2000 data.val_size=100 train.epochs=3000"]
     assert run_.info.status == "KILLED" and run_.data.tags["error"].endswith(": TIMEOUT")
     parent = MlflowClient(server).get_run(run_.data.tags["mlflow.parentRunId"])
     assert parent.info.status == "KILLED"
-    assert (tmp_path / "reports" / "smoke" / "report.md").exists()
+    # The sweep reached its end: a report over the study's finished runs (those of the other
+    # tests on this server), or, run alone, the reason there is none.
+    assert ((tmp_path / "reports" / "smoke" / "report.md").exists()
+            or "no report: " in result.stdout), result.stdout[-2000:]
