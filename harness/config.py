@@ -12,22 +12,23 @@ DEVICES = ("auto", "cpu", "gpu")
 ANALYSES = ("auto", "capacity", "batch_timesteps", "memorization", "double_descent")
 # The sections that change a result; launcher, tracking and output paths are left out.
 RESULT_AFFECTING = ("data", "model", "train", "seed")
+BATCH_ORDER = "seed-epoch"  # harness/batches.py: one permutation per (seed, epoch)
 
 
 class ConfigError(ValueError):
     """A setting no job can run with; the message is one line naming the key and what is allowed."""
 
 
-def run_key(config: dict, pack: list[int] | None = None) -> str:
+def run_key(config: dict) -> str:
     """Stable hash of the result-affecting part of a job's config (data, model, train, seed,
-    and the backend unless it is TensorFlow).
-    A seed trained packed with others (harness/packing.py) shares their batch order, so the
-    pack is part of its key."""
+    and the backend unless it is TensorFlow). Packing is not part of it: a packed seed is the
+    separate run of that seed (harness/packing.py), as the number of threads is."""
     affecting = {section: config[section] for section in RESULT_AFFECTING}
     if config.get("backend", "tensorflow") != "tensorflow":  # TensorFlow keys predate the key
         affecting["backend"] = config["backend"]
-    if pack:
-        affecting["pack"] = sorted(pack)
+    # Runs from before the harness owned the batch order (Keras's shuffle, packs sharing one
+    # order) are other results and must not count as finished.
+    affecting["batch_order"] = BATCH_ORDER
     text = json.dumps(affecting, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

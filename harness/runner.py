@@ -13,7 +13,7 @@ with quiet_startup():  # TensorFlow's C++ start-up lines stay off the console
 
 import numpy as np  # noqa: E402
 
-from harness import backend, data, models, packing  # noqa: E402
+from harness import backend, batches, data, models, packing  # noqa: E402
 from harness.config import ConfigError, check_config  # noqa: E402
 
 
@@ -135,40 +135,53 @@ def final_metrics(config, splits, history, test_probabilities, train_probabiliti
 PREDICT_BATCH = 1024
 
 
-def fit_and_predict(model, splits, train_config, *, members=None, batch_seed=None, callbacks=()):
-    """Compile with Adam, fit with validation every epoch, then predict the test and training
-    sets. `members` is the number of packed outputs (each its own loss; None: one model).
-    Validation runs at PREDICT_BATCH whatever the training batch size: it does not change what
-    is learned, and at batch size 1 it would otherwise cost more than the training.
+def fit_and_predict(model, splits, train_config, seeds: list[int], *, packed=False,
+                    callbacks=()):
+    """Compile with Adam and fit on the harness's batch order (harness/batches.py) with
+    validation every epoch, then predict the test and training sets. `seeds`: the run's seed,
+    or one seed per member of a pack (`packed`: one output and one loss per member, inputs side
+    by side). Validation runs at PREDICT_BATCH whatever the training batch size: it does not
+    change what is learned, and at batch size 1 it would otherwise cost more than the training.
     Returns (history, train_time, mean epoch time, training samples/s, test outputs, train
     outputs)."""
-    def labels(y):
-        return y if members is None else [y] * members
-
+    members = len(seeds) if packed else 1
     loss = "sparse_categorical_crossentropy"
     model.compile(
         optimizer=keras.optimizers.Adam(train_config["learning_rate"]),
-        loss=loss if members is None else [loss] * members,
-        metrics=["accuracy"] if members is None else [["accuracy"]] * members,
+        loss=[loss] * members if packed else loss,
+        # Keras's per-output losses average batches unweighted (the last, partial batch counts
+        # as a full one), its total loss weights them by size; a cross-entropy metric per member
+        # gives each member the loss its separate run reports.
+        metrics=[["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="cross_entropy")]
+                 for _ in range(members)] if packed else ["accuracy"],
     )
-    if batch_seed is not None:
-        keras.utils.set_random_seed(batch_seed)
+    training = batches.TrainingBatches(
+        splits.x_train, splits.y_train, seeds, train_config["batch_size"],
+        train_config["epochs"], packed,
+    )
+    validation = (batches.side_by_side(splits.x_val, members),
+                  tuple([splits.y_val] * members) if packed else splits.y_val)
     timer = EpochTimer()
     started = time.perf_counter()
     history = model.fit(
-        splits.x_train,
-        labels(splits.y_train),
-        batch_size=train_config["batch_size"],
+        training.as_tf_dataset() if backend.name() == "tensorflow" else training,
         epochs=train_config["epochs"],
-        validation_data=(splits.x_val, labels(splits.y_val)),
+        steps_per_epoch=training.batches_per_epoch,
+        shuffle=False,  # the order is the harness's (harness/batches.py)
+        validation_data=validation,
         validation_batch_size=PREDICT_BATCH,
         callbacks=[timer, keras.callbacks.TerminateOnNaN(), *callbacks],
         verbose=2,
     ).history
     train_time = time.perf_counter() - started
     _check_finite(history)
-    test_outputs = model.predict(splits.x_test, batch_size=PREDICT_BATCH, verbose=0)
-    train_outputs = model.predict(splits.x_train, batch_size=PREDICT_BATCH, verbose=0)
+
+    def predict(x):
+        if not packed:
+            return model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+        return model.predict(batches.SideBySide(x, members, PREDICT_BATCH), verbose=0)
+
+    test_outputs, train_outputs = predict(splits.x_test), predict(splits.x_train)
     throughput = timer.samples_per_s(len(splits.y_train))
     return history, train_time, float(np.mean(timer.times)), throughput, test_outputs, train_outputs
 
@@ -199,7 +212,7 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
             fused=not device.startswith("gpu") and backend.name() == "tensorflow",
         )
         history, train_time, epoch_time, throughput, test_probabilities, train_probabilities = (
-            fit_and_predict(model, splits, train_config, callbacks=callbacks)
+            fit_and_predict(model, splits, train_config, [config["seed"]], callbacks=callbacks)
         )
     metrics = final_metrics(
         config, splits, history, test_probabilities, train_probabilities,
@@ -217,10 +230,12 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
     }
 
 
-def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = None) -> list[dict]:
-    """Train one model per seed, packed into one wider layer (harness/packing.py), on one batch
-    order (drawn from the first seed). Returns one result per seed, as `train` does; times are
-    each member's share of the packed training."""
+def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = None,
+                 callbacks=()) -> list[dict]:
+    """Train one model per seed, packed into one wider layer (harness/packing.py), each member
+    on its own seed's batch order: member k is the separate run of seed k, to float rounding.
+    Returns one result per seed, as `train` does; times are each member's share of the packed
+    training."""
     check_config(config)
     backend.use(config.get("backend", "tensorflow"))
     device = select_device(config["device"])
@@ -235,10 +250,8 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
             num_classes=splits.num_classes,
             fused=not device.startswith("gpu") and backend.name() == "tensorflow",
         )
-        # The members share one batch order, drawn from the first seed as an unpacked run of
-        # that seed would draw it.
         history, train_time, epoch_time, throughput, test_outputs, train_outputs = fit_and_predict(
-            model, splits, train_config, members=members, batch_seed=seeds[0]
+            model, splits, train_config, seeds, packed=True, callbacks=callbacks
         )
     gpu = device.startswith("gpu")
     device_name = backend.gpus()[0] if gpu else "cpu"
@@ -246,9 +259,9 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
     for member, seed in enumerate(seeds):
         own = f"member_{member}"
         member_history = {
-            "loss": history[f"{own}_loss"],
+            "loss": history[f"{own}_cross_entropy"],
             "accuracy": history[f"{own}_accuracy"],
-            "val_loss": history[f"val_{own}_loss"],
+            "val_loss": history[f"val_{own}_cross_entropy"],
             "val_accuracy": history[f"val_{own}_accuracy"],
         }
         member_config = {**config, "seed": seed}

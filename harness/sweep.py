@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import hydra
+import numpy as np
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -105,34 +106,71 @@ def pack_group(config: dict) -> str:
     return run_key({**config, "seed": 0})
 
 
-def plan_packs(configs: list[dict]) -> dict[str, list[int]]:
+# Seconds per epoch of a row-MNIST job on one thread of the CPU: a fixed per-step cost, a cost
+# per extra member of a pack (its gather, head, loss and metrics), and the step's matmuls. A
+# pack of k members of `units` multiplies k side-by-side inputs and states, k·(inputs + units)
+# rows, by 4·k·units gate columns: k² times one member's work (harness/packing.py). Fitted to
+# epochs measured on 2 cores (1 thread per job, batch 128, 55k examples, 2026-11-23):
+# LSTM(4) alone 2.33 s, a pack of five 7.6 s; LSTM(16) 3.6 / 3 packed 9.3 / 5 packed 19.9 s;
+# LSTM(32) 5.1 / 2 packed 11.2 s; LSTM(128) alone 23 s. Only the ratios matter for planning.
+EPOCH_FIXED_S, EPOCH_PER_MEMBER_S, EPOCH_PER_WEIGHT_S = 2.2, 0.52, 2.6e-4
+
+
+def epoch_cost(units: int, members: int, input_dim: int) -> float:
+    """Modelled seconds per row-MNIST epoch of a job training `members` seeds of `units`."""
+    return (EPOCH_FIXED_S + EPOCH_PER_MEMBER_S * (members - 1)
+            + EPOCH_PER_WEIGHT_S * members**2 * 4 * units * (input_dim + units))
+
+
+def split_seeds(seeds: list[int], units: int, input_dim: int) -> list[list[int]]:
+    """The seeds cut into the packs that cost least in all (each pack pays the fixed cost once
+    and k² the matmuls of one member), as even in size as they can be."""
+    def packs_of(count: int) -> list[list[int]]:
+        return [list(pack) for pack in np.array_split(seeds, count)]
+
+    def cost(packs: list[list[int]]) -> float:
+        return sum(epoch_cost(units, len(pack), input_dim) for pack in packs)
+
+    best = min(range(1, len(seeds) + 1), key=lambda count: cost(packs_of(count)))
+    return [[int(seed) for seed in pack] for pack in packs_of(best)]
+
+
+def plan_packs(configs: list[dict]) -> dict[str, list[list[int]]]:
     """Which jobs train together, packed into one layer (harness/packing.py): the seeds of each
-    configuration whose size is at most pack_max_units (0: none). Group key → sorted seeds, for
-    groups of two seeds or more."""
-    groups: dict[str, set[int]] = {}
+    configuration of at most pack_max_units (0: none), cut into packs by the cost model.
+    Group key → its packs of two seeds or more."""
+    groups: dict[str, tuple[dict, set[int]]] = {}
     for config in configs:
         if config["model"]["units"] <= config["pack_max_units"]:
-            groups.setdefault(pack_group(config), set()).add(config["seed"])
-    return {key: sorted(seeds) for key, seeds in groups.items() if len(seeds) > 1}
+            groups.setdefault(pack_group(config), (config, set()))[1].add(config["seed"])
+    plan = {}
+    for key, (config, seeds) in groups.items():
+        settings = {name: value for name, value in config["data"].items() if name != "name"}
+        _, input_dim, _ = data.sequence_shape(config["data"]["name"], settings)
+        packs = [pack for pack in split_seeds(sorted(seeds), config["model"]["units"], input_dim)
+                 if len(pack) > 1]
+        if packs:
+            plan[key] = packs
+    return plan
 
 
 def job_pack(config: dict) -> list[int] | None:
     """The seeds a job is packed with (itself included), as the sweep planned them; None when
     it trains alone."""
-    return json.loads(os.environ.get(PACKS_ENV, "{}")).get(pack_group(config))
+    packs = json.loads(os.environ.get(PACKS_ENV, "{}")).get(pack_group(config), [])
+    return next((pack for pack in packs if config["seed"] in pack), None)
 
 
 def job_cost(config: dict, pack: list[int] | None) -> float:
-    """A job's rough relative cost, for the ETA. On the CPU a row-MNIST epoch costs about
-    1.8 s + 0.00045 s × width² (width: units, or seeds × units for a pack), i.e. a fixed
-    per-step overhead plus the recurrent matmul; it scales with steps, examples and epochs."""
+    """A job's modelled seconds on one thread (epoch_cost, scaled by examples, steps and
+    epochs), for the ETA."""
     if pack and config["seed"] != pack[0]:
         return 0.0  # trained by its pack's first job
-    width = config["model"]["units"] * (len(pack) if pack else 1)
     settings = {key: value for key, value in config["data"].items() if key != "name"}
-    timesteps, _, _ = data.sequence_shape(config["data"]["name"], settings)
+    timesteps, input_dim, _ = data.sequence_shape(config["data"]["name"], settings)
     examples = config["data"].get("train_size") or 55000
-    return config["train"]["epochs"] * examples * timesteps * (4000 + width**2)
+    epoch = epoch_cost(config["model"]["units"], len(pack) if pack else 1, input_dim)
+    return config["train"]["epochs"] * epoch * examples / 55000 * timesteps / 28
 
 
 def idle_jobs(configs: list[dict], keys: list[str], finished: set[str]) -> list[int]:
@@ -143,7 +181,7 @@ def idle_jobs(configs: list[dict], keys: list[str], finished: set[str]) -> list[
     for number, (config, key) in enumerate(zip(configs, keys)):
         pack = job_pack(config)
         if pack:
-            keys_of_pack = [run_key({**config, "seed": seed}, pack) for seed in pack]
+            keys_of_pack = [run_key({**config, "seed": seed}) for seed in pack]
             if config["seed"] != pack[0] or set(keys_of_pack) <= finished:
                 idle.append(number)
         elif key in finished:
@@ -198,7 +236,7 @@ class SweepCallback(Callback):
                  "use a writable folder")
         packs = plan_packs(configs)
         os.environ[PACKS_ENV] = json.dumps(packs)
-        runs = [run_key(job, job_pack(job)) for job in configs]
+        runs = [run_key(job) for job in configs]
         keys = set(runs)
         study = config.study
         try:
@@ -224,10 +262,10 @@ class SweepCallback(Callback):
         skipped = sum(key in finished for key in runs)
         os.environ[IDLE_ENV] = json.dumps(idle_jobs(configs, runs, finished))
         self.uri, self.parent, self.total, self.skipped = uri, parent, len(runs), skipped
-        packed = sum(len(seeds) for seeds in packs.values())
+        packed = [pack for group in packs.values() for pack in group]
         print(
             f"sweep {study}: {len(jobs)} jobs, {len(runs)} runs"
-            + (f" ({packed} of them in {len(packs)} packs)" if packs else "")
+            + (f" ({sum(map(len, packed))} of them in {len(packed)} packs)" if packed else "")
             + f", {skipped} already finished (skipped"
             f"{'' if config.force else '; FORCE=1 re-runs them'}), store {uri}, parent run {parent}"
             + (f"; marked {stale} stale RUNNING runs KILLED" if stale else ""),
@@ -415,15 +453,16 @@ def pack_job(config: dict, pack: list[int], uri: str, parent: str, number: int,
     if config["seed"] != pack[0]:
         console.say(f"[{number}/{total}] {label}: trained in the pack of seed {pack[0]}")
         return "packed"
-    keys = [run_key({**config, "seed": seed}, pack) for seed in pack]
     if not config["force"]:
-        done = {seed for seed, key in zip(pack, keys) if tracking.finished_run(uri, study, key)}
+        done = [seed for seed in pack
+                if tracking.finished_run(uri, study, run_key({**config, "seed": seed}))]
         if len(done) == len(pack):
             console.say(f"[{number}/{total}] {label} (pack {pack}): skipped (finished)")
             return "skipped"
-        if done:
-            console.say(f"[{number}/{total}] {label}: seeds {sorted(done)} finished already; "
-                        "the pack re-runs whole (its batch order depends on all of it)")
+        if done:  # each member is its own seed's run, so the others train without them
+            console.say(f"[{number}/{total}] {label}: seeds {done} finished already (skipped)")
+            pack = [seed for seed in pack if seed not in done]
+    keys = [run_key({**config, "seed": seed}) for seed in pack]
     runner.configure_threads(config["jobs"])
     started = time.perf_counter()
     splits = runner.splits_for(config)

@@ -34,7 +34,7 @@ def test_packing_is_exact_on_jax():
     """The packing exactness tests of test_packing.py, in a process whose Keras runs on JAX."""
     script = ("import keras, pytest, sys; assert keras.backend.backend() == 'jax'; "
               "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/test_packing.py', "
-              "'-k', 'members_match_separate_models and not True']))")
+              "'-k', 'packed_seed_is_its_separate_run']))")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                             text=True, timeout=900, env=dict(os.environ, KERAS_BACKEND="jax"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

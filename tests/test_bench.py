@@ -15,14 +15,15 @@ def test_training_flops_formula():
     assert bench.training_flops_per_epoch(256) > 3 * bench.training_flops_per_epoch(128)
 
 
-def fake_result(ours_accuracy=0.90, ratio_wall=(30.0, 10.0)):
-    def side(accuracy, epoch):
-        return {"runs": [{"units": u, "seed": s, "test_accuracy": accuracy, "epoch_time_s": epoch,
-                          "samples_per_s": 55000 / epoch, "wall_s": 2 * epoch + 4}
+def fake_result(ours_accuracy=0.90, ratio_wall=(60.0, 10.0), ours_epoch=2.0):
+    def side(accuracy, epoch, spread):
+        return {"runs": [{"units": u, "seed": s, "test_accuracy": accuracy + spread * s,
+                          "epoch_time_s": epoch, "samples_per_s": 55000 / epoch,
+                          "wall_s": 2 * epoch + 4}
                          for u in (8, 128) for s in (0, 1)]}
 
     rate = 65e9
-    baseline, ours = side(0.9, 6.0), side(ours_accuracy, 2.0)
+    baseline, ours = side(0.9, 6.0, 0.02), side(ours_accuracy, ours_epoch, 0.0)
     baseline.update(wall_s=ratio_wall[0], peak_rss_mib=900)
     ours.update(wall_s=ratio_wall[1], peak_rss_mib=1200, jobs=2, threads_per_job=1)
     b, o = bench.per_configuration(baseline, rate), bench.per_configuration(ours, rate)
@@ -37,25 +38,41 @@ def fake_result(ours_accuracy=0.90, ratio_wall=(30.0, 10.0)):
     return result
 
 
+def test_study_bound_formula():
+    # two seeds × two epochs of LSTM(8) and LSTM(128)
+    flops = bench.study_flops([8, 128], [0, 1], 2)
+    assert flops == 4 * (bench.training_flops_per_epoch(8) + bench.training_flops_per_epoch(128))
+    result = fake_result()
+    bound = bench.study_bound(result)
+    assert bound["bound_s"] == pytest.approx(flops / 120e9)  # all cores' rate
+    assert bound["ratio"] == pytest.approx(10.0 / bound["bound_s"])
+    # the full units_mnist study: 55 runs × 10 epochs, ~56 TFLOP
+    full = bench.GRIDS["full"]
+    assert 50e12 < bench.study_flops(full["units"], full["seeds"], full["epochs"]) < 60e12
+
+
 def test_result_schema_and_targets():
     result = fake_result()
     row = result["per_units"][128]["ours"]
-    assert set(row) == {"epoch_time_s", "samples_per_s", "test_accuracy", "flops_per_epoch",
-                        "percent_of_bound"}
+    assert set(row) == {"epoch_time_s", "samples_per_s", "test_accuracy", "seed_std",
+                        "flops_per_epoch", "percent_of_bound"}
     assert row["percent_of_bound"] == pytest.approx(
         100 * bench.training_flops_per_epoch(128) / 65e9 / 2.0)
-    assert result["targets"][0].startswith("baseline/ours ≥ 3 on this CPU: met (3.00×)")
-    assert "128 units, took 50% of the baseline's time and is 3.0× there" in result["targets"][0]
-    assert "ours is 3.0–3.0× the baseline's speed" in result["targets"][0]
-    assert "within 1 point of the baseline: met" in result["targets"][1]
+    targets = result["targets"]
+    assert targets[0] == "default grid ≥ 6× the naive way: met (6.00×)."
+    # ours 0.90 on every seed; the baseline 0.90 and 0.92: 1 point off, std 1.41 points
+    assert targets[1].startswith("test accuracy per configuration within the baseline's own "
+                                 "seed spread (mean difference ≤ the baseline's std over seeds): "
+                                 "met (largest difference 1.00 points")
+    assert "spread by 1.41 points" in targets[1]
+    assert targets[2].startswith("LSTM(128) throughput per seed ≥ 2× the naive way's: met (3.00×")
+    assert targets[3].startswith("study within 2× its FLOP bound: ")
+    assert "the target is for the full study" in targets[3]
     text = bench.markdown(result)
-    assert "**3.00×**" in text and "| 128 |" in text
+    assert "**6.00×**" in text and "| 128 |" in text and "0.9100 ± 0.0141" in text
     assert "65.0 GFLOP/s on 1 thread(s), 120.0 GFLOP/s on 2 thread(s)" in text
-    missed = fake_result(ours_accuracy=0.85, ratio_wall=(20.0, 10.0))
-    assert "MISSED (2.00×)" in missed["targets"][0]
-    assert "What limits it" in missed["targets"][0] and "What limits" not in result["targets"][0]
-    assert "MISSED (largest difference 5.00 points)" in missed["targets"][1]
-    # fake runs are unpacked: all 4 see the baseline's initialisation and batch order
-    assert "(4: unpacked runs and each pack's first seed) differ by at most 5.00" in (
-        missed["targets"][1])
-    assert "spread by up to 0.0 points" in missed["targets"][1]
+    missed = fake_result(ours_accuracy=0.85, ratio_wall=(20.0, 10.0), ours_epoch=4.0)
+    assert "MISSED (2.00×). What limits it" in missed["targets"][0]
+    assert "MISSED (largest difference 6.00 points" in missed["targets"][1]
+    assert "MISSED (1.50×" in missed["targets"][2] and "What limits it" in missed["targets"][2]
+    assert "What limits" not in result["targets"][2]

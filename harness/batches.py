@@ -1,0 +1,101 @@
+"""The order in which a run sees its training set, owned by the harness rather than by Keras's
+shuffle: each (seed, epoch) has its own permutation, the same whether the seed trains alone or
+as a member of a pack (harness/packing.py), so a packed member is the separate run of its seed.
+Knows nothing of Hydra or MLflow."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+
+def batch_order(seed: int, epoch: int, size: int) -> np.ndarray:
+    """The permutation of range(size) that a run of `seed` trains on in `epoch` (0-based),
+    drawn from (seed, epoch) alone."""
+    return np.random.default_rng([seed, epoch]).permutation(size)
+
+
+def side_by_side(x: np.ndarray, members: int) -> np.ndarray:
+    """A pack's input for the same examples: `members` copies of x along the feature axis."""
+    return np.concatenate([x] * members, axis=-1) if members > 1 else x
+
+
+class TrainingBatches(keras.utils.PyDataset):
+    """Every training batch of a run (one seed) or of a pack (one seed per member), all epochs
+    in one sequence: batch b of epoch e for the seed of member j is
+    x[batch_order(seed_j, e)[b·B:(b+1)·B]]. A pack's members get their inputs side by side on
+    the feature axis and their labels as one output each. Fit it with shuffle=False and
+    steps_per_epoch=batches_per_epoch: the index then says the epoch, so no state has to
+    follow Keras's epoch callbacks or tf.data's prefetching."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, seeds: list[int], batch_size: int,
+                 epochs: int, packed: bool):
+        super().__init__()
+        self.x, self.y, self.seeds, self.batch_size = x, y, list(seeds), batch_size
+        self.epochs, self.packed = epochs, packed
+        self.batches_per_epoch = math.ceil(len(y) / batch_size)
+        self._orders: dict[int, list[np.ndarray]] = {}
+
+    @property
+    def num_batches(self) -> int:
+        return self.batches_per_epoch * self.epochs
+
+    def as_tf_dataset(self):
+        """The same batches as a tf.data pipeline, for the TensorFlow backend: there a
+        PyDataset reaches the model through tf.data's from_generator, about 4 ms a batch here,
+        more than a small model's training step; gathering inside the pipeline costs far less.
+        The data enters as one dataset element, as Keras's own array adapter does it, not as a
+        constant in the graph."""
+        import tensorflow as tf
+
+        size, members = len(self.y), len(self.seeds)
+        orders = np.stack([np.stack([batch_order(seed, epoch, size) for seed in self.seeds],
+                                    axis=1) for epoch in range(self.epochs)]).astype("int32")
+        indices = tf.data.Dataset.from_tensor_slices(orders).flat_map(  # batches never span epochs
+            lambda order: tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size))
+        arrays = tf.data.Dataset.from_tensors((self.x, self.y)).repeat()
+
+        def gather(pick, xy):
+            x, y = xy
+            if not self.packed:
+                return tf.gather(x, pick[:, 0]), tf.gather(y, pick[:, 0])
+            inputs = tf.concat([tf.gather(x, pick[:, j]) for j in range(members)], axis=-1)
+            return inputs, tuple(tf.gather(y, pick[:, j]) for j in range(members))
+
+        return (tf.data.Dataset.zip((indices, arrays))
+                .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .prefetch(tf.data.AUTOTUNE))
+
+    def _epoch_orders(self, epoch: int) -> list[np.ndarray]:
+        if epoch not in self._orders:
+            self._orders = {epoch: [batch_order(s, epoch, len(self.y)) for s in self.seeds],
+                            **{e: o for e, o in self._orders.items() if e > epoch - 2}}
+        return self._orders[epoch]
+
+    def __getitem__(self, index: int):
+        epoch, batch = divmod(index, self.batches_per_epoch)
+        window = slice(batch * self.batch_size, (batch + 1) * self.batch_size)
+        picks = [order[window] for order in self._epoch_orders(epoch)]
+        if not self.packed:
+            return self.x[picks[0]], self.y[picks[0]]
+        inputs = np.concatenate([self.x[pick] for pick in picks], axis=-1)
+        return inputs, tuple(self.y[pick] for pick in picks)
+
+
+class SideBySide(keras.utils.PyDataset):
+    """Inputs for predicting with a pack: each batch of x given to every member at once, built
+    batch by batch (the whole training set side by side would take members × its memory)."""
+
+    def __init__(self, x: np.ndarray, members: int, batch_size: int):
+        super().__init__()
+        self.x, self.members, self.batch_size = x, members, batch_size
+
+    @property
+    def num_batches(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index: int):
+        window = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return (side_by_side(self.x[window], self.members),)
