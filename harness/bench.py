@@ -4,7 +4,8 @@ one run on one machine. Writes results/bench/bench.json and bench.md.
 Baseline: one fresh Python process per (units, seed) running harness/naive_keras.py, one after
 another. Ours: `python -m harness units_mnist` on the same grid into a temporary MLflow store,
 JOBS worker processes, the seeds of each size up to PACK_MAX_UNITS packed into layers as the
-sweep's cost model plans (harness/packing.py, sweep.plan_packs), the LSTM loop in TensorFlow's fused CPU kernel (harness/fused.py).
+sweep's cost model plans (harness/packing.py, sweep.plan_packs), the LSTM loop in
+TensorFlow's fused CPU kernel (harness/fused.py).
 Also: the matmul rate measured in the same run for the threads each side's jobs had, analytic
 training FLOPs per epoch and the % of that bound each epoch reaches, peak RSS of each side."""
 
@@ -180,7 +181,8 @@ def markdown(result: dict) -> str:
         f"| baseline: one `python naive_keras.py` per job, {result['cores']} threads | "
         f"{baseline['wall_s']:.0f} s | {baseline['peak_rss_mib']} MiB |",
         f"| ours: `make sweep JOBS={ours['jobs']}` ({ours['threads_per_job']} thread(s) per job), "
-        f"seeds packed where the cost model says it pays (≤ {PACK_MAX_UNITS} units), each on its own batch order, LSTM loop in TensorFlow's fused CPU kernel | "
+        f"seeds packed where the cost model says it pays (≤ {PACK_MAX_UNITS} units), each on "
+        "its own batch order, LSTM loop in TensorFlow's fused CPU kernel | "
         f"{ours['wall_s']:.0f} s | {ours['peak_rss_mib']} MiB |",
         f"| **ratio baseline / ours** | **{result['ratio']:.2f}×** | |",
         f"| FLOP bound of the grid ({bound['flops'] / 1e12:.1f} TFLOP at the {result['cores']}-"
@@ -192,7 +194,8 @@ def markdown(result: dict) -> str:
         + ". Each side's % of bound is against the rate for the threads one of its jobs had.",
         "",
         "| units | s/epoch baseline | s/epoch ours | samples/s baseline | samples/s ours | "
-        "test acc baseline (± std over seeds) | test acc ours (± std) | GFLOP/epoch | % of bound baseline | % ours |",
+        "test acc baseline (± std over seeds) | test acc ours (± std) | GFLOP/epoch | "
+        "% of bound baseline | % ours |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for units, row in result["per_units"].items():
