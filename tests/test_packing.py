@@ -24,6 +24,7 @@ def config_for(cell: str, units: int = 6, epochs: int = 2) -> dict:
         # 700 examples: the last batch of each epoch is partial, as with the real 55,000
         "train": {"batch_size": 128, "epochs": epochs, "learning_rate": 0.01},
         "seed": 0, "device": "cpu",
+        "backend": keras.backend.backend(),  # test_backends.py runs these tests on JAX too
     }
 
 
