@@ -36,7 +36,7 @@ class TrainingBatches(keras.utils.PyDataset):
         self.x, self.y, self.seeds, self.batch_size = x, y, list(seeds), batch_size
         self.epochs, self.packed = epochs, packed
         self.batches_per_epoch = math.ceil(len(y) / batch_size)
-        self._orders: dict[int, list[np.ndarray]] = {}
+        self._epoch, self._orders = None, []
 
     @property
     def num_batches(self) -> int:
@@ -50,9 +50,9 @@ class TrainingBatches(keras.utils.PyDataset):
         constant in the graph."""
         import tensorflow as tf
 
-        size, members = len(self.y), len(self.seeds)
-        orders = np.stack([np.stack([batch_order(seed, epoch, size) for seed in self.seeds],
-                                    axis=1) for epoch in range(self.epochs)]).astype("int32")
+        members = len(self.seeds)
+        orders = np.stack([np.stack(self._epoch_orders(epoch), axis=1)
+                           for epoch in range(self.epochs)]).astype("int32")
         indices = tf.data.Dataset.from_tensor_slices(orders).flat_map(  # batches never span epochs
             lambda order: tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size))
         arrays = tf.data.Dataset.from_tensors((self.x, self.y)).repeat()
@@ -69,10 +69,11 @@ class TrainingBatches(keras.utils.PyDataset):
                 .prefetch(tf.data.AUTOTUNE))
 
     def _epoch_orders(self, epoch: int) -> list[np.ndarray]:
-        if epoch not in self._orders:
-            self._orders = {epoch: [batch_order(s, epoch, len(self.y)) for s in self.seeds],
-                            **{e: o for e, o in self._orders.items() if e > epoch - 2}}
-        return self._orders[epoch]
+        """Each seed's order in `epoch`; batches are asked for in sequence, so one epoch kept."""
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._orders = [batch_order(seed, epoch, len(self.y)) for seed in self.seeds]
+        return self._orders
 
     def __getitem__(self, index: int):
         epoch, batch = divmod(index, self.batches_per_epoch)
