@@ -48,7 +48,7 @@ install-jax: $(VENV)/.installed-jax  ## add Keras's JAX backend (CPU) for backen
 install-torch: $(STAMP)  ## add Keras's PyTorch backend (CPU) for backend=torch
 	$(PY) -m pip install --quiet -r requirements-torch.txt
 
-sweep: $(STAMP)  ## run a study: make sweep [STUDY=units_mnist] [ARGS='model.units=8,16'] [JOBS=n, default cores ≤ 4] [FORCE=1] [LAUNCHER=local|slurm]
+sweep: $(STAMP) $(VENV)/.installed-jax  ## run a study: make sweep [STUDY=units_mnist] [ARGS='model.units=8,16'] [JOBS=n, default cores ≤ 4] [FORCE=1] [LAUNCHER=local|slurm]
 	$(PY) -m harness $(STUDY) --jobs='$(JOBS)' --force='$(FORCE)' --launcher='$(LAUNCHER)' $(ARGS)
 
 report: $(STAMP)  ## answer a study in results/STUDY/ (report.md, summary.csv, plots) [TARGET=<the study's report.target>]
@@ -71,7 +71,7 @@ server: $(STAMP)  ## MLflow tracking server on 127.0.0.1:PORT (default 5001; SER
 test: $(STAMP) $(VENV)/.installed-jax  ## the whole test suite (installs first on a fresh clone, JAX's CPU backend included)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)  ## the harness against the naive Keras way -> results/bench/ [BENCH_GRID=default|four_sizes|full] [JOBS=n]
+bench: $(STAMP) $(VENV)/.installed-jax  ## the harness against the naive Keras way -> results/bench/ [BENCH_GRID=default|four_sizes|full] [JOBS=n]
 	$(PY) -m harness.bench --grid='$(BENCH_GRID)' $(if $(filter command line,$(origin JOBS)),--jobs='$(JOBS)')
 
 slurm-up:  ## a one-node Slurm with accounting on this machine, for tests and demos (root; installs Debian's packages)

@@ -40,9 +40,8 @@ def _positive(value, *, integer: bool) -> bool:
 
 def check_config(config: dict) -> None:
     """Raise ConfigError for the first setting a job cannot run with. Loads no data."""
-    settings = {key: value for key, value in config["data"].items() if key != "name"}
     try:
-        data.check_settings(config["data"]["name"], settings)
+        data.check_settings(config["data"]["name"], data.settings(config["data"]))
         models.check_cell(config["model"]["cell"])
         models.check_units(config["model"]["units"])
     except ValueError as error:

@@ -336,6 +336,11 @@ def check_settings(name: str, settings: dict) -> None:
     check_sizes(val_size + train_size if _is_int(train_size) else 2, val_size, train_size)
 
 
+def settings(section: dict) -> dict:
+    """A config's data section (name and keyword arguments) → the dataset's keyword arguments."""
+    return {key: value for key, value in section.items() if key != "name"}
+
+
 def load_splits(name: str, **settings) -> Splits:
     """Build the named dataset; `settings` are that dataset's keyword arguments."""
     if name not in DATASETS:

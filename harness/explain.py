@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> None:
             fail(str(error))
         except Exception as error:
             fail(f"ARGS {' '.join(overrides)}: {str(error).splitlines()[0]}")
-    settings = {key: value for key, value in config["data"].items() if key != "name"}
-    timesteps, input_dim, num_classes = data.sequence_shape(config["data"]["name"], settings)
+    timesteps, input_dim, num_classes = data.sequence_shape(config["data"]["name"],
+                                                            data.settings(config["data"]))
     with quiet_startup():
         text = explain(
             cell=config["model"]["cell"],

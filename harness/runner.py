@@ -3,6 +3,7 @@ the data, builds, trains and evaluates the model. Callable without Hydra or MLfl
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 
@@ -10,6 +11,9 @@ from harness.console import quiet_startup
 
 with quiet_startup():  # TensorFlow's C++ start-up lines stay off the console
     import keras
+
+    if importlib.util.find_spec("tensorflow"):  # under every backend: keras.utils.set_random_seed
+        import tensorflow  # noqa: F401              # seeds TensorFlow too, importing it
 
 import numpy as np  # noqa: E402
 
@@ -38,8 +42,7 @@ def configure_threads(jobs: int) -> None:
 
 
 def splits_for(config: dict) -> data.Splits:
-    settings = {key: value for key, value in config["data"].items() if key != "name"}
-    return data.load_splits(config["data"]["name"], **settings)
+    return data.load_splits(config["data"]["name"], **data.settings(config["data"]))
 
 
 def job_params(config: dict, splits: data.Splits) -> dict:

@@ -106,30 +106,43 @@ def pack_group(config: dict) -> str:
     return run_key({**config, "seed": 0})
 
 
-# Seconds per epoch of a row-MNIST job on one thread of the CPU: a fixed per-step cost, a cost
-# per extra member of a pack (its gather, head, loss and metrics), and the step's matmuls. A
-# pack of k members of `units` multiplies k side-by-side inputs and states, k·(inputs + units)
-# rows, by 4·k·units gate columns: k² times one member's work (harness/packing.py). Fitted to
-# epochs measured on 2 cores (1 thread per job, batch 128, 55k examples, 2026-11-23):
-# LSTM(4) alone 2.33 s, a pack of five 7.6 s; LSTM(16) 3.6 / 3 packed 9.3 / 5 packed 19.9 s;
-# LSTM(32) 5.1 / 2 packed 11.2 s; LSTM(128) alone 23 s. Only the ratios matter for planning.
-EPOCH_FIXED_S, EPOCH_PER_MEMBER_S, EPOCH_PER_WEIGHT_S = 2.2, 0.52, 2.6e-4
+# Seconds per epoch of a row-MNIST job on one thread of the CPU, per backend: a fixed per-step
+# cost, a cost per extra member of a pack (its gather, head, loss and metrics), and the step's
+# matmuls. A pack of k members of `units` multiplies k side-by-side inputs and states,
+# k·(inputs + units) rows, by 4·k·units gate columns: k² times one member's work
+# (harness/packing.py). Fitted to epochs measured on 2 cores (1 thread per job, batch 128, 55k
+# examples, 2026-11-23); only the ratios matter, for planning and for the ETA.
+EPOCH_COST = {
+    # TensorFlow's fused kernel (harness/fused.py): LSTM(4) alone 2.33 s, a pack of five 7.6 s;
+    # LSTM(16) 3.6 / 3 packed 9.3 / 5 packed 19.9 s; LSTM(32) 5.1 / 2 packed 11.2 s; LSTM(128)
+    # alone 23 s. A member costs far less than a run: packs pay up to ~16 units.
+    "tensorflow": (2.2, 0.52, 2.6e-4),
+    # JAX: XLA compiles the whole training step, so a run has little fixed cost to share and a
+    # member costs a whole run: LSTM(1) alone 0.49 s, five packed 3.7 s; LSTM(8) 1.33 / 5 packed
+    # 6.2 s; LSTM(16) 1.89 / 2 packed 4.0 / 5 packed 13.4 s; LSTM(32) 2.4 s, LSTM(64) 7.0 s,
+    # LSTM(128) 15.2 s alone. Packs never pay here.
+    "jax": (0.8, 0.8, 1.75e-4),
+}
 
 
-def epoch_cost(units: int, members: int, input_dim: int) -> float:
-    """Modelled seconds per row-MNIST epoch of a job training `members` seeds of `units`."""
-    return (EPOCH_FIXED_S + EPOCH_PER_MEMBER_S * (members - 1)
-            + EPOCH_PER_WEIGHT_S * members**2 * 4 * units * (input_dim + units))
+def epoch_cost(units: int, members: int, input_dim: int, backend: str = "tensorflow") -> float:
+    """Modelled seconds per row-MNIST epoch of a job training `members` seeds of `units` (a
+    backend without measurements here, PyTorch, is modelled as TensorFlow)."""
+    fixed, per_member, per_weight = EPOCH_COST.get(backend, EPOCH_COST["tensorflow"])
+    return (fixed + per_member * (members - 1)
+            + per_weight * members**2 * 4 * units * (input_dim + units))
 
 
-def split_seeds(seeds: list[int], units: int, input_dim: int) -> list[list[int]]:
+def split_seeds(seeds: list[int], units: int, input_dim: int,
+                backend: str = "tensorflow") -> list[list[int]]:
     """The seeds cut into the packs that cost least in all (each pack pays the fixed cost once
-    and k² the matmuls of one member), as even in size as they can be."""
+    and k² the matmuls of one member), as even in size as they can be; ties go to fewer
+    packs."""
     def packs_of(count: int) -> list[list[int]]:
         return [list(pack) for pack in np.array_split(seeds, count)]
 
     def cost(packs: list[list[int]]) -> float:
-        return sum(epoch_cost(units, len(pack), input_dim) for pack in packs)
+        return sum(epoch_cost(units, len(pack), input_dim, backend) for pack in packs)
 
     best = min(range(1, len(seeds) + 1), key=lambda count: cost(packs_of(count)))
     return [[int(seed) for seed in pack] for pack in packs_of(best)]
@@ -145,9 +158,10 @@ def plan_packs(configs: list[dict]) -> dict[str, list[list[int]]]:
             groups.setdefault(pack_group(config), (config, set()))[1].add(config["seed"])
     plan = {}
     for key, (config, seeds) in groups.items():
-        settings = {name: value for name, value in config["data"].items() if name != "name"}
-        _, input_dim, _ = data.sequence_shape(config["data"]["name"], settings)
-        packs = [pack for pack in split_seeds(sorted(seeds), config["model"]["units"], input_dim)
+        _, input_dim, _ = data.sequence_shape(config["data"]["name"],
+                                              data.settings(config["data"]))
+        packs = [pack for pack in split_seeds(sorted(seeds), config["model"]["units"], input_dim,
+                                              config.get("backend", "tensorflow"))
                  if len(pack) > 1]
         if packs:
             plan[key] = packs
@@ -166,10 +180,11 @@ def job_cost(config: dict, pack: list[int] | None) -> float:
     epochs), for the ETA."""
     if pack and config["seed"] != pack[0]:
         return 0.0  # trained by its pack's first job
-    settings = {key: value for key, value in config["data"].items() if key != "name"}
-    timesteps, input_dim, _ = data.sequence_shape(config["data"]["name"], settings)
+    timesteps, input_dim, _ = data.sequence_shape(config["data"]["name"],
+                                                  data.settings(config["data"]))
     examples = config["data"].get("train_size") or 55000
-    epoch = epoch_cost(config["model"]["units"], len(pack) if pack else 1, input_dim)
+    epoch = epoch_cost(config["model"]["units"], len(pack) if pack else 1, input_dim,
+                       config.get("backend", "tensorflow"))
     return config["train"]["epochs"] * epoch * examples / 55000 * timesteps / 28
 
 

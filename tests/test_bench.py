@@ -71,8 +71,21 @@ def test_result_schema_and_targets():
     text = bench.markdown(result)
     assert "**6.00×**" in text and "| 128 |" in text and "0.9100 ± 0.0141" in text
     assert "65.0 GFLOP/s on 1 thread(s), 120.0 GFLOP/s on 2 thread(s)" in text
+    # how ours trained comes from the runs' tags
+    for run in result["ours"]["runs"]:
+        run.update(backend="jax", kernel="keras", packed_with="")
+    assert "Keras on JAX, each training step compiled by XLA" in bench.markdown(result)
+    assert "every seed trained alone" in bench.markdown(result)
+    for run in result["ours"]["runs"]:
+        run.update(backend="tensorflow", kernel="block_lstm",
+                   packed_with="0,1" if run["units"] == 8 else "")
+    text = bench.markdown(result)
+    assert "Keras on TensorFlow, the LSTM loop in TensorFlow's fused CPU kernel" in text
+    assert "seeds packed where the cost model says it pays" in text
     missed = fake_result(ours_accuracy=0.85, ratio_wall=(20.0, 10.0), ours_epoch=4.0)
     assert "MISSED (2.00×). What limits it" in missed["targets"][0]
     assert "MISSED (largest difference 6.00 points" in missed["targets"][1]
+    assert "Outside it: 8 units, 6.00 points against a spread of 1.41 (ours 0.00); 128 units" in (
+        missed["targets"][1])
     assert "MISSED (1.50×" in missed["targets"][2] and "What limits it" in missed["targets"][2]
     assert "What limits" not in result["targets"][2]

@@ -140,6 +140,9 @@ def test_sweep_plans_packs_per_configuration_by_cost():
     assert list(packs.values()) == [[[0, 1, 2, 3, 4]], [[0, 1], [2, 3]]]
     assert sweep.plan_packs([job(4, seed, pack_max_units=0) for seed in (0, 1)]) == {}
     assert sweep.plan_packs([job(4, 0)]) == {}  # one seed: nothing to pack with
+    # Under JAX a member costs a whole run (measured, sweep.EPOCH_COST): no packs at any size.
+    assert sweep.plan_packs([{**job(units, seed), "backend": "jax"}
+                             for units in (1, 4, 16) for seed in seeds]) == {}
     for units in (4, 16, 64):  # the plan is the cheapest way to cut the seeds, by the model
         planned = sweep.split_seeds(list(range(5)), units, 28)
         cost = sum(sweep.epoch_cost(units, len(pack), 28) for pack in planned)
