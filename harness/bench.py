@@ -218,6 +218,9 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+
+
 def method(side: dict) -> str:
     """How our runs trained, from their tags: backend, loop kernel, packing."""
     backends = sorted({run.get("backend") or "tensorflow" for run in side["runs"]})
@@ -233,9 +236,6 @@ def method(side: dict) -> str:
     else:
         parts.append("every seed trained alone")
     return ", ".join(parts) + ", each seed on its own batch order"
-
-
-BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
 
 def study_flops(units: list[int], seeds: list[int], epochs: int) -> float:
