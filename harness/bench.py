@@ -124,6 +124,7 @@ def run_ours(grid: dict, env: dict, jobs: int, workdir: Path) -> dict:
         f"model.units={','.join(map(str, sorted(grid['units'], reverse=True)))}",
         f"seed={','.join(map(str, grid['seeds']))}", f"train.epochs={grid['epochs']}",
         f"pack_max_units={PACK_MAX_UNITS}", f"hydra.sweep.dir={workdir}/hydra",
+        f"report.out={workdir}/reports",  # not over the study's own report in results/
     ]
     process, wall, rss = _timed(command, env)
     if process.returncode:
@@ -230,7 +231,8 @@ def method(side: dict) -> str:
         parts.append("the LSTM loop in TensorFlow's fused CPU kernel")
     if "jax" in backends:
         parts.append("each training step compiled by XLA, the compiled programs shared by the "
-                     "seeds of a size")
+                     "seeds of a size (on disk, and a worker's compiled model reused by its next "
+                     "seed)")
     if any(run.get("packed_with") for run in side["runs"]):
         parts.append(f"seeds packed where the cost model says it pays (≤ {PACK_MAX_UNITS} units)")
     else:

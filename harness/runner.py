@@ -3,7 +3,6 @@ the data, builds, trains and evaluates the model. Callable without Hydra or MLfl
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 
@@ -11,9 +10,13 @@ from harness.console import quiet_startup
 
 with quiet_startup():  # TensorFlow's C++ start-up lines stay off the console
     import keras
+    from keras.src.utils import module_utils
 
-    if importlib.util.find_spec("tensorflow"):  # under every backend: keras.utils.set_random_seed
-        import tensorflow  # noqa: F401              # seeds TensorFlow too, importing it
+    if keras.backend.backend() != "tensorflow":
+        # keras.utils.set_random_seed would import TensorFlow to seed it too (9 s of every
+        # worker's start here) although nothing here runs on it: Keras then works as where
+        # TensorFlow is not installed (a GPU machine with JAX only).
+        module_utils.tensorflow._available = False
 
 import numpy as np  # noqa: E402
 
@@ -138,26 +141,60 @@ def final_metrics(config, splits, history, test_probabilities, train_probabiliti
 PREDICT_BATCH = 1024
 
 
-def fit_and_predict(model, splits, train_config, seeds: list[int], *, packed=False,
-                    callbacks=()):
-    """Compile with Adam and fit on the harness's batch order (harness/batches.py) with
-    validation every epoch, then predict the test and training sets. `seeds`: the run's seed,
-    or one seed per member of a pack (`packed`: one output and one loss per member, inputs side
-    by side). Validation runs at PREDICT_BATCH whatever the training batch size: it does not
-    change what is learned, and at batch size 1 it would otherwise cost more than the training.
-    Returns (history, train_time, mean epoch time, training samples/s, test outputs, train
-    outputs)."""
-    members = len(seeds) if packed else 1
+def compile_model(model, learning_rate: float, members: int = 0) -> None:
+    """Adam and the cross-entropy; `members` > 0: a pack's model, one output per member."""
     loss = "sparse_categorical_crossentropy"
     model.compile(
-        optimizer=keras.optimizers.Adam(train_config["learning_rate"]),
-        loss=[loss] * members if packed else loss,
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=[loss] * members if members else loss,
         # Keras's per-output losses average batches unweighted (the last, partial batch counts
         # as a full one), its total loss weights them by size; a cross-entropy metric per member
         # gives each member the loss its separate run reports.
         metrics=[["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="cross_entropy")]
-                 for _ in range(members)] if packed else ["accuracy"],
+                 for _ in range(members)] if members else ["accuracy"],
     )
+
+
+# The model this process compiled last, kept for its next job of the same shape: its key, the
+# model, and its optimizer's state before any training.
+_last_compiled: dict = {}
+
+
+def compiled_model(learning_rate: float, **shape) -> keras.Model:
+    """models.build_model(**shape) with the initial weights of the current seed, compiled.
+
+    A worker's next job of the same shape and learning rate (the next seed of a size, say)
+    gets the model the last one trained, with the fresh weights loaded and the optimizer reset
+    to its initial state: the backend's traced and compiled training, validation and
+    prediction steps are kept instead of being made again (on JAX ~2 s of a job here). The
+    same programs on the same inputs: the run equals the one a fresh model gives
+    (tests/test_runner.py)."""
+    fresh = models.build_model(**shape)
+    key = (keras.backend.backend(), learning_rate, tuple(sorted(shape.items())))
+    if _last_compiled.get("key") != key:
+        _last_compiled.clear()  # one model at a time: the old one's programs can go
+        compile_model(fresh, learning_rate)
+        fresh.optimizer.build(fresh.trainable_variables)  # as fit would; its state at step 0
+        initial = [keras.ops.convert_to_numpy(v) for v in fresh.optimizer.variables]
+        _last_compiled.update(key=key, model=fresh, optimizer_state=initial)
+        return fresh
+    model = _last_compiled["model"]
+    model.set_weights(fresh.get_weights())
+    for variable, value in zip(model.optimizer.variables, _last_compiled["optimizer_state"]):
+        variable.assign(value)
+    return model
+
+
+def fit_and_predict(model, splits, train_config, seeds: list[int], *, packed=False,
+                    callbacks=()):
+    """Fit a compiled model (compile_model) on the harness's batch order (harness/batches.py)
+    with validation every epoch, then predict the test and training sets. `seeds`: the run's
+    seed, or one seed per member of a pack (`packed`: one output and one loss per member,
+    inputs side by side). Validation runs at PREDICT_BATCH whatever the training batch size:
+    it does not change what is learned, and at batch size 1 it would otherwise cost more than
+    the training. Returns (history, train_time, mean epoch time, training samples/s, test
+    outputs, train outputs)."""
+    members = len(seeds) if packed else 1
     training = batches.TrainingBatches(
         splits.x_train, splits.y_train, seeds, train_config["batch_size"],
         train_config["epochs"], packed,
@@ -199,13 +236,17 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
     check_config(config)
     backend.use(config.get("backend", "tensorflow"))  # the backend Keras was loaded with
     device = select_device(config["device"])
-    keras.backend.clear_session()  # jobs sharing a process must not share graph state
+    # Jobs sharing a process must not share graph state. Without Python's full garbage
+    # collection (~0.5 s a job here): reference counting frees an old model, and the next job
+    # of a shape reuses it anyway (compiled_model).
+    keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(config["seed"])
     splits = splits if splits is not None else splits_for(config)
     params = job_params(config, splits)
     model_config, train_config = config["model"], config["train"]
     with keras.device(device):
-        model = models.build_model(
+        model = compiled_model(
+            train_config["learning_rate"],
             cell=model_config["cell"],
             units=model_config["units"],
             timesteps=splits.timesteps,
@@ -214,9 +255,13 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
             use_cudnn=True if device.startswith("gpu") else "auto",
             fused=not device.startswith("gpu") and backend.name() == "tensorflow",
         )
-        history, train_time, epoch_time, throughput, test_probabilities, train_probabilities = (
-            fit_and_predict(model, splits, train_config, [config["seed"]], callbacks=callbacks)
-        )
+        try:
+            history, train_time, epoch_time, throughput, test_probabilities, train_probabilities = (
+                fit_and_predict(model, splits, train_config, [config["seed"]], callbacks=callbacks)
+            )
+        except BaseException:  # a model stopped mid-fit is not one to reuse
+            _last_compiled.clear()
+            raise
     metrics = final_metrics(
         config, splits, history, test_probabilities, train_probabilities,
         train_time=train_time, epoch_time=epoch_time, samples_per_s=throughput,
@@ -242,7 +287,7 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
     check_config(config)
     backend.use(config.get("backend", "tensorflow"))
     device = select_device(config["device"])
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)
     splits = splits if splits is not None else splits_for(config)
     model_config, train_config = config["model"], config["train"]
     members = len(seeds)
@@ -253,6 +298,7 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
             num_classes=splits.num_classes,
             fused=not device.startswith("gpu") and backend.name() == "tensorflow",
         )
+        compile_model(model, train_config["learning_rate"], members)
         history, train_time, epoch_time, throughput, test_outputs, train_outputs = fit_and_predict(
             model, splits, train_config, seeds, packed=True, callbacks=callbacks
         )

@@ -1,6 +1,6 @@
 """Keras 3 backends: the same sweep on JAX (on the CPU here; the GPU is measured on a device,
 not asserted): runs FINISHED with the `backend` tag and exact parameter counts, compiled steps
-cached, packing exact."""
+cached, packing and model reuse exact."""
 
 import os
 import subprocess
@@ -36,12 +36,13 @@ def test_smoke_sweep_on_jax(store, tmp_path):
     assert len(list(cache.iterdir())) > 5
 
 
-def test_packing_is_exact_on_jax():
-    """The packing exactness tests of test_packing.py, in a process whose Keras runs on JAX."""
+def test_packing_and_model_reuse_are_exact_on_jax():
+    """The packing exactness tests of test_packing.py and the reused-model test of
+    test_runner.py, in a process whose Keras runs on JAX."""
     script = ("import keras, pytest, sys; assert keras.backend.backend() == 'jax'; "
               "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/test_packing.py', "
-              "'-k', 'packed_seed_is_its_separate_run']))")
+              "'tests/test_runner.py', '-k', 'separate_run or fresh_one']))")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                             text=True, timeout=900, env=dict(os.environ, KERAS_BACKEND="jax"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "3 passed" in result.stdout, result.stdout[-2000:]
+    assert "4 passed" in result.stdout, result.stdout[-2000:]
