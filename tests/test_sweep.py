@@ -142,3 +142,31 @@ def test_live_progress_in_a_terminal(store):
         assert re.search(rf"model.units=4 seed={seed}[^:\n]*: test_accuracy 0\.\d{{4}}", screen)
     assert "runs" in screen and "2/2" in screen and "Epoch 1/1" not in screen
     assert "report: " in screen.split("browse: make ui")[1]
+
+
+def test_jobs_composed_once_per_group_choice_equal_hydras_own():
+    """The sweep composes each choice of config groups once and applies the value overrides
+    itself (sweep.composed_jobs): every job's config equals the one Hydra composes for it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from harness import sweep
+
+    jobs = [
+        ["model=gru", "model.units=4", "seed=1"],
+        ["model=lstm", "model.units=8", "seed=2", "data.train_size=300"],
+        ["model=gru", "model.units=16", "seed=0", "train.epochs=3"],
+        ["data=motifs", "budget=n1000", "model.units=4", "seed=5"],
+    ]
+    with initialize_config_dir(config_dir=str(sweep.CONF), version_base="1.3"):
+        master = compose("config", return_hydra_config=True)
+        loader = GlobalHydra.instance().config_loader()
+        expected = []
+        for overrides in jobs:
+            composed = loader.load_sweep_config(master, overrides)
+            HydraConfig.instance().set_config(composed)
+            expected.append(sweep.job_config(composed))
+        assert sweep.composed_jobs(master, jobs) == expected
+    assert [job["model"]["cell"] for job in expected] == ["gru", "lstm", "gru", "lstm"]
+    assert expected[1]["data"]["train_size"] == 300 and expected[3]["data"]["name"] == "motifs"
