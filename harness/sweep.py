@@ -72,6 +72,32 @@ def check_names(study: str, overrides: list[str]) -> None:
         for value in values:
             if value not in allowed:
                 fail(f"{group}: unknown {group} {value!r}; allowed: {', '.join(allowed)}")
+    check_keys(study, parsed)
+
+
+def check_keys(study: str, parsed: list) -> None:
+    """An override of a key the study's config does not have (`model.unitz=3`) → one line
+    naming it and the keys there (Hydra's own error is several lines). Keys added with `+`,
+    deleted with `~`, and Hydra's own are left to Hydra."""
+    from hydra import compose, initialize_config_dir
+
+    groups = [o for o in parsed if (CONF / o.key_or_group).is_dir()]
+    first = [f"{o.key_or_group}={next(iter(o.sweep_string_iterator()))}"
+             if o.is_sweep_override() else o.input_line for o in groups]
+    with initialize_config_dir(config_dir=str(EXPERIMENTS), version_base="1.3"):
+        config = compose(study, overrides=[f"hydra.searchpath=[file://{CONF}]", *first])
+    for override in parsed:
+        key = override.key_or_group
+        if (override in groups or override.is_add() or override.is_force_add()
+                or override.is_delete() or key.split(".")[0] == "hydra"):
+            continue
+        parent, _, name = key.rpartition(".")
+        node = OmegaConf.select(config, parent) if parent else config
+        if not isinstance(node, DictConfig):
+            fail(f"{key}: unknown key; {parent} is a value, not a section")
+        if name not in node:
+            fail(f"{key}: unknown key; allowed in {parent or 'the config'}: {', '.join(node)} "
+                 f"(a new key: +{key}=...)")
 
 
 def question_text(study: str) -> str:

@@ -29,6 +29,10 @@ CASES = [
     (["data=cifar"], "data"),
     (["model=transformer"], "model"),
     (["model=lstm,transformer"], "model"),
+    (["model.unitz=3"], "model.unitz"),
+    (["model.unitz=3,4"], "model.unitz"),
+    (["data=motifs", "data.n_motifs=3"], "data.n_motifs"),
+    (["epochs=3"], "epochs"),
 ]
 
 
@@ -68,3 +72,11 @@ def test_gpu_without_gpu(store):
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("error: device: gpu")
     assert finished_runs(store) == 0
+
+
+def test_unknown_key_names_the_keys_allowed_there(store):
+    result = run_sweep("smoke", "model.unitz=3", store=store)
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "error: model.unitz: unknown key; allowed in model: cell, units "
+        "(a new key: +model.unitz=...)")
