@@ -183,3 +183,21 @@ def test_time_limit_kill_is_reported(server, tmp_path):
     # tests on this server), or, run alone, the reason there is none.
     assert ((tmp_path / "reports" / "smoke" / "report.md").exists()
             or "no report: " in result.stdout), result.stdout[-2000:]
+
+
+def test_sbatch_refusal_is_one_line_and_the_parent_fails(tmp_path):
+    """This node has no GPUs: an array asking for one is refused by sbatch. One line naming the
+    setting, exit 2, the sweep's parent run FAILED, nothing trained."""
+    args = [*TINY, "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2",
+            "hydra.launcher.gpus_per_node=1", f"hydra.sweep.dir={tmp_path}/hydra",
+            f"report.out={tmp_path}/reports"]
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = run(["make", "-s", "sweep", "STUDY=smoke", "LAUNCHER=slurm",
+                  f"ARGS={' '.join(args)}"], uri, timeout=300)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len([line for line in lines if not line.startswith("make")]) == 1, result.stderr
+    assert lines[0].startswith("error: hydra.launcher: sbatch refused the job array: ")
+    assert "hydra.launcher.gpus_per_node=null" in lines[0]
+    assert [(r.info.run_name, r.info.status) for r in runs_of(uri, "smoke")] == [
+        ("smoke sweep", "FAILED")]

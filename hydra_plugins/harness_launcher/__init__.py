@@ -5,8 +5,11 @@ plugin's own `launch` raises at the first such job and leaves the rest unwatched
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -51,7 +54,14 @@ class SlurmLauncher(SubmititSlurmLauncher):
              f"job_id_for_{number}", Singleton.get_state())
             for number in submit
         ]
-        jobs = dict(zip(submit, executor.map_array(self, *zip(*arguments)) if submit else []))
+        printed = io.StringIO()  # submitit prints sbatch's refusal before raising it
+        try:
+            with contextlib.redirect_stderr(printed):
+                jobs = dict(zip(submit, executor.map_array(self, *zip(*arguments))
+                                if submit else []))
+        except submitit.core.utils.FailedJobError as error:
+            self.refused(str(error))
+        sys.stderr.write(printed.getvalue())
         return [
             self.outcome(jobs[number], job_overrides[number - initial_job_idx])
             if number in jobs else
@@ -59,6 +69,20 @@ class SlurmLauncher(SubmititSlurmLauncher):
                       status=JobStatus.COMPLETED, _return_value="not submitted")
             for number in numbers
         ]
+
+    def refused(self, message: str) -> None:
+        """sbatch refused the array (no job ran): the sweep's parent run FAILED, then one line
+        naming the setting to change and exit 2."""
+        from harness import tracking
+        from harness.sweep import PARENT_ENV, fail
+
+        uri = tracking.connect(self.config.tracking.uri)
+        tracking.finish_parent(uri, os.environ[PARENT_ENV], "FAILED", {"submitted": 0})
+        reason = next((line.strip() for line in message.splitlines() if line.strip()), message)
+        hint = ("; on a partition without GPUs set hydra.launcher.gpus_per_node=null "
+                "(ARGS='hydra.launcher.gpus_per_node=null')" if "gres" in reason.lower() else
+                "; see conf/hydra/launcher/slurm.yaml for the settings (partition, mem_gb, ...)")
+        fail(f"hydra.launcher: sbatch refused the job array: {reason}{hint}")
 
     @staticmethod
     def outcome(job, overrides: Sequence[str]) -> JobReturn:
