@@ -89,3 +89,13 @@ def test_result_schema_and_targets():
         missed["targets"][1])
     assert "MISSED (1.50×" in missed["targets"][2] and "What limits it" in missed["targets"][2]
     assert "What limits" not in result["targets"][2]
+
+
+def test_missed_throughput_target_states_the_floor():
+    # ours at 12 s an epoch against the baseline's 6 s: missed; at the whole 65 GFLOP/s of one
+    # thread (a job's), LSTM(128)'s epoch would still take its FLOPs / 65e9 seconds
+    line = fake_result(ours_epoch=12.0)["targets"][2]
+    assert line.startswith("LSTM(128) throughput per seed ≥ 2× the naive way's: MISSED (0.50×")
+    best = bench.training_flops_per_epoch(128) / 65e9
+    assert line.endswith(f"Even at the whole 65.0 GFLOP/s of 1 thread(s) its epoch would take "
+                         f"{best:.1f} s; 2× the naive way needs ≤ 3.0 s.")
