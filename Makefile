@@ -18,6 +18,7 @@ STORE := sqlite:///results/mlflow.db
 
 TARGET ?=
 BENCH_GRID ?= default
+BENCH_BASELINE ?= run
 
 .PHONY: help install install-gpu install-jax install-torch sweep report explain ui server test bench slurm-up slurm-down clean
 
@@ -71,8 +72,8 @@ server: $(STAMP)  ## MLflow tracking server on 127.0.0.1:PORT (default 5001; SER
 test: $(STAMP) $(VENV)/.installed-jax  ## the whole test suite (installs first on a fresh clone, JAX's CPU backend included)
 	$(PY) -m pytest -q
 
-bench: $(STAMP) $(VENV)/.installed-jax  ## the harness against the naive Keras way -> results/bench/ [BENCH_GRID=default|four_sizes|full] [JOBS=n]
-	$(PY) -m harness.bench --grid='$(BENCH_GRID)' $(if $(filter command line,$(origin JOBS)),--jobs='$(JOBS)')
+bench: $(STAMP) $(VENV)/.installed-jax  ## the harness against the naive Keras way -> results/bench/ [BENCH_GRID=default|four_sizes|full] [JOBS=n] [BENCH_BASELINE=skip: ours alone, against the FLOP bound]
+	$(PY) -m harness.bench --grid='$(BENCH_GRID)' --baseline='$(BENCH_BASELINE)' $(if $(filter command line,$(origin JOBS)),--jobs='$(JOBS)')
 
 slurm-up:  ## a one-node Slurm with accounting on this machine, for tests and demos (root; installs Debian's packages)
 	bash harness/slurm_local.sh up

@@ -7,8 +7,11 @@ JOBS worker processes, on the study's backend (JAX: XLA compiles each training s
 seeds of a size share the compiled programs); under TensorFlow the seeds of each size up to
 PACK_MAX_UNITS train packed as the sweep's cost model plans (harness/packing.py,
 sweep.plan_packs), the LSTM loop in TensorFlow's fused CPU kernel (harness/fused.py).
-Also: the matmul rate measured in the same run for the threads each side's jobs had, analytic
-training FLOPs per epoch and the % of that bound each epoch reaches, peak RSS of each side."""
+Also: the matmul rate measured in the same run for the threads each side's jobs had (before and
+after), analytic training FLOPs per epoch and the % of that bound each epoch reaches, peak RSS of
+each side. `--baseline=skip` runs ours alone: the study-level figure (our wall time against the
+grid's FLOP bound) without the naive way's hours (`make bench BENCH_GRID=full
+BENCH_BASELINE=skip`: ~15 min on 2 cores instead of ~3 h)."""
 
 from __future__ import annotations
 
@@ -171,8 +174,10 @@ def markdown(result: dict) -> str:
     baseline, ours = result["baseline"], result["ours"]
     bound = study_bound(result)
     rates = result["matmul_gflops"]
+    after = result.get("matmul_gflops_after")
     lines = [
-        "# make bench: the harness against the naive Keras way",
+        "# make bench: the harness against the naive Keras way" if baseline else
+        "# make bench: the harness against its FLOP bound (naive way not run)",
         "",
         f"Measured {result['date']} on {result['machine']} ({result['cores']} cores), "
         f"TensorFlow {result['tensorflow']}, "
@@ -183,33 +188,54 @@ def markdown(result: dict) -> str:
         "",
         "| | wall time | peak RSS |",
         "|---|---|---|",
-        f"| baseline: one `python naive_keras.py` per job, {result['cores']} threads | "
-        f"{baseline['wall_s']:.0f} s | {baseline['peak_rss_mib']} MiB |",
+    ]
+    if baseline:
+        lines.append(f"| baseline: one `python naive_keras.py` per job, {result['cores']} threads | "
+                     f"{baseline['wall_s']:.0f} s | {baseline['peak_rss_mib']} MiB |")
+    lines += [
         f"| ours: `make sweep JOBS={ours['jobs']}` ({ours['threads_per_job']} thread(s) per job), "
         f"{method(ours)} | {ours['wall_s']:.0f} s | {ours['peak_rss_mib']} MiB |",
-        f"| **ratio baseline / ours** | **{result['ratio']:.2f}×** | |",
+        *([f"| **ratio baseline / ours** | **{result['ratio']:.2f}×** | |"] if baseline else []),
         f"| FLOP bound of the grid ({bound['flops'] / 1e12:.1f} TFLOP at the {result['cores']}-"
         f"thread matmul rate) | {bound['bound_s']:.0f} s | ours at **{bound['ratio']:.2f}×** it |",
         "",
         "Matmul rate measured in this run (TensorFlow float32, 2048², best of 10): "
-        + ", ".join(f"{rate:.1f} GFLOP/s on {threads} thread(s)" for threads, rate in
-                    sorted(rates.items(), key=lambda item: int(item[0])))
-        + ". Each side's % of bound is against the rate for the threads one of its jobs had.",
+        + rate_text(rates)
+        + (f" before, {rate_text(after)} after (the bound at the rate after: ours at "
+           f"{study_bound(result, after)['ratio']:.2f}× it)" if after else "")
+        + ". A % of bound is against the rate before for the threads one job of that side had.",
         "",
-        "| units | s/epoch baseline | s/epoch ours | samples/s baseline | samples/s ours | "
-        "test acc baseline (± std over seeds) | test acc ours (± std) | GFLOP/epoch | "
-        "% of bound baseline | % ours |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for units, row in result["per_units"].items():
-        b, o = row["baseline"], row["ours"]
-        lines.append(
-            f"| {units} | {b['epoch_time_s']:.2f} | {o['epoch_time_s']:.2f} | "
-            f"{b['samples_per_s']:.0f} | {o['samples_per_s']:.0f} | "
-            f"{b['test_accuracy']:.4f} ± {b['seed_std']:.4f} | "
-            f"{o['test_accuracy']:.4f} ± {o['seed_std']:.4f} | {b['flops_per_epoch'] / 1e9:.1f} | "
-            f"{b['percent_of_bound']:.1f}% | {o['percent_of_bound']:.1f}% |"
-        )
+    if baseline:
+        lines += [
+            "| units | s/epoch baseline | s/epoch ours | samples/s baseline | samples/s ours | "
+            "test acc baseline (± std over seeds) | test acc ours (± std) | GFLOP/epoch | "
+            "% of bound baseline | % ours |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for units, row in result["per_units"].items():
+            b, o = row["baseline"], row["ours"]
+            lines.append(
+                f"| {units} | {b['epoch_time_s']:.2f} | {o['epoch_time_s']:.2f} | "
+                f"{b['samples_per_s']:.0f} | {o['samples_per_s']:.0f} | "
+                f"{b['test_accuracy']:.4f} ± {b['seed_std']:.4f} | "
+                f"{o['test_accuracy']:.4f} ± {o['seed_std']:.4f} | "
+                f"{o['flops_per_epoch'] / 1e9:.1f} | "
+                f"{b['percent_of_bound']:.1f}% | {o['percent_of_bound']:.1f}% |"
+            )
+    else:
+        lines += [
+            "| units | s/epoch ours | samples/s ours | test acc ours (± std over seeds) | "
+            "GFLOP/epoch | % of bound ours |",
+            "|---|---|---|---|---|---|",
+        ]
+        for units, row in result["per_units"].items():
+            o = row["ours"]
+            lines.append(
+                f"| {units} | {o['epoch_time_s']:.2f} | {o['samples_per_s']:.0f} | "
+                f"{o['test_accuracy']:.4f} ± {o['seed_std']:.4f} | "
+                f"{o['flops_per_epoch'] / 1e9:.1f} | {o['percent_of_bound']:.1f}% |"
+            )
     lines += [
         "",
         "s/epoch ours is a run's share: a pack of k seeds counts its epoch time / k per seed.",
@@ -217,6 +243,11 @@ def markdown(result: dict) -> str:
     ] + [f"- {line}" for line in result["targets"]]
     lines += ["", f"Command: `{result['command']}`", ""]
     return "\n".join(lines)
+
+
+def rate_text(rates: dict) -> str:
+    return ", ".join(f"{rate:.1f} GFLOP/s on {threads} thread(s)" for threads, rate in
+                     sorted(rates.items(), key=lambda item: int(item[0])))
 
 
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
@@ -245,11 +276,12 @@ def study_flops(units: list[int], seeds: list[int], epochs: int) -> float:
     return len(seeds) * epochs * sum(training_flops_per_epoch(size) for size in units)
 
 
-def study_bound(result: dict) -> dict:
+def study_bound(result: dict, rates: dict | None = None) -> dict:
     """Our wall time against the grid's FLOP bound: its analytic FLOPs at the matmul rate of
-    all the machine's cores (the most arithmetic the machine does per second)."""
+    all the machine's cores (the most arithmetic the machine does per second), the rate
+    measured before our sweep unless `rates` says otherwise."""
     flops = study_flops(result["units"], result["seeds"], result["epochs"])
-    rate = 1e9 * result["matmul_gflops"][str(result["cores"])]
+    rate = 1e9 * (rates or result["matmul_gflops"])[str(result["cores"])]
     bound_s = flops / rate
     return {"flops": flops, "bound_s": bound_s, "ratio": result["ours"]["wall_s"] / bound_s}
 
@@ -259,6 +291,50 @@ def targets(result: dict) -> list[str]:
     lines = []
     per_units = result["per_units"]
     largest = max(per_units)
+    if result["baseline"]:
+        lines += baseline_targets(result, largest)
+    else:
+        lines.append("against the naive way (grid ≥ 6×, accuracy within its seed spread, "
+                     f"LSTM({largest}) ≥ 2× per seed): not measured, the naive way was not run "
+                     "(BENCH_BASELINE=skip).")
+    bound = study_bound(result)
+    line = (f"study within 2× its FLOP bound: {bound['ratio']:.2f}× (wall "
+            f"{result['ours']['wall_s']:.0f} s against {bound['bound_s']:.0f} s: "
+            f"{bound['flops'] / 1e12:.1f} TFLOP at "
+            f"{result['matmul_gflops'][str(result['cores'])]:.1f} GFLOP/s on "
+            f"{result['cores']} threads)")
+    if result["grid"] == "full":
+        line += f": {'met' if bound['ratio'] <= 2 else 'MISSED'}."
+        if bound["ratio"] > 2:
+            line += " What limits it: " + bound_limit(result)
+    else:
+        line += (f"; the target is for the full study (`make bench BENCH_GRID=full`), this is "
+                 f"the `{result['grid']}` grid, where fixed costs (start-up, tracing) weigh more.")
+    lines.append(line)
+    return lines
+
+
+def bound_limit(result: dict) -> str:
+    """Where our wall time goes against the bound: each size's share of the sweep's job-seconds
+    (its runs' training time) and the % of the bound its epochs reached."""
+    runs = result["ours"]["runs"]
+    total = sum(run["train_time_s"] for run in runs) or 1.0
+    shares = []
+    for units, row in sorted(result["per_units"].items(), reverse=True)[:3]:
+        share = sum(run["train_time_s"] for run in runs if run["units"] == units) / total
+        shares.append(f"LSTM({units}) {100 * share:.0f}% of the training time at "
+                      f"{row['ours']['percent_of_bound']:.0f}% of a job's bound")
+    ours = result["ours"]
+    return (f"the bound counts every core's whole matmul rate; our {ours['jobs']} jobs at once "
+            f"run {ours['threads_per_job']} thread(s) each on an LSTM's small sequential "
+            "matmuls: "
+            + "; ".join(shares) + ".")
+
+
+def baseline_targets(result: dict, largest: int) -> list[str]:
+    """The targets against the naive way: grid ratio, accuracy, LSTM(largest) per seed."""
+    lines = []
+    per_units = result["per_units"]
     ratio = result["ratio"]
     line = (f"{result['grid']} grid ≥ 6× the naive way: "
             f"{'met' if ratio >= 6 else 'MISSED'} ({ratio:.2f}×).")
@@ -296,18 +372,6 @@ def targets(result: dict) -> list[str]:
            "(inputs + units) × 4·units, 28 in sequence, again for the gradient) that run "
            "well below a 2048² matmul's rate." + floor_text(result, largest))
     )
-    bound = study_bound(result)
-    line = (f"study within 2× its FLOP bound: {bound['ratio']:.2f}× (wall "
-            f"{result['ours']['wall_s']:.0f} s against {bound['bound_s']:.0f} s: "
-            f"{bound['flops'] / 1e12:.1f} TFLOP at "
-            f"{result['matmul_gflops'][str(result['cores'])]:.1f} GFLOP/s on "
-            f"{result['cores']} threads)")
-    if result["grid"] == "full":
-        line += f": {'met' if bound['ratio'] <= 2 else 'MISSED'}."
-    else:
-        line += (f"; the target is for the full study (`make bench BENCH_GRID=full`), this is "
-                 f"the `{result['grid']}` grid, where fixed costs (start-up, tracing) weigh more.")
-    lines.append(line)
     return lines
 
 
@@ -341,35 +405,61 @@ def version_or_none(package: str) -> str | None:
         return None
 
 
+def default_out(grid: str, with_baseline: bool) -> str:
+    """results/bench for the default grid, results/bench/GRID for the others; a run without
+    the naive way never overwrites a comparison: results/bench/GRID-ours."""
+    if not with_baseline:
+        return f"results/bench/{grid}-ours"
+    return "results/bench" if grid == "default" else f"results/bench/{grid}"
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__)
     parser.add_argument("--grid", default="default")
     parser.add_argument("--jobs", default=str(os.cpu_count() or 1))
     parser.add_argument("--out", default=None,
-                        help="default: results/bench, or results/bench/GRID for other grids")
+                        help="default: results/bench, results/bench/GRID for other grids, "
+                        "results/bench/GRID-ours without the naive way")
+    parser.add_argument("--baseline", default="run",
+                        help="run: the naive way too (default); skip: ours alone, against the "
+                        "FLOP bound")
     args = parser.parse_args(argv)
     if args.grid not in GRIDS:
-        print(f"error: BENCH_GRID: {args.grid!r} is unknown; allowed: {', '.join(GRIDS)}",
-              file=sys.stderr)
-        sys.exit(2)
+        fail(f"BENCH_GRID: {args.grid!r} is unknown; allowed: {', '.join(GRIDS)}")
     if not re.fullmatch(r"[1-9][0-9]*", args.jobs):
-        print(f"error: JOBS: {args.jobs!r} is not allowed; use a whole number ≥ 1",
-              file=sys.stderr)
-        sys.exit(2)
+        fail(f"JOBS: {args.jobs!r} is not allowed; use a whole number ≥ 1")
+    if args.baseline not in ("run", "skip"):
+        fail(f"BENCH_BASELINE: {args.baseline!r} is unknown; allowed: run, skip")
     grid = GRIDS[args.grid]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     jobs = int(args.jobs)
     threads = {os.cpu_count() or 1, max(1, (os.cpu_count() or 1) // jobs)}
-    rates = {str(count): matmul_rate_with(count) / 1e9 for count in sorted(threads)}
-    print(f"matmul rate (GFLOP/s by threads) {rates}; ours first, then the baseline", flush=True)
+
+    def measure_rates() -> dict:
+        return {str(count): matmul_rate_with(count) / 1e9 for count in sorted(threads)}
+
+    rates = measure_rates()
+    print(f"matmul rate (GFLOP/s by threads) {rates}; ours first"
+          + (", then the baseline" if args.baseline == "run" else ", the naive way skipped"),
+          flush=True)
     with tempfile.TemporaryDirectory() as workdir:
         ours = run_ours(grid, env, jobs, Path(workdir))
     print(f"  ours: {ours['wall_s']:.1f} s", flush=True)
-    baseline = run_baseline(grid, env)
-    baseline_table = per_configuration(baseline, 1e9 * rates[str(os.cpu_count() or 1)])
+    rates_after = measure_rates()
+    print(f"matmul rate after ours {rates_after}", flush=True)
+    baseline = run_baseline(grid, env) if args.baseline == "run" else None
     ours_table = per_configuration(ours, 1e9 * rates[str(ours["threads_per_job"])])
-    per_units = {units: {"baseline": baseline_table[units], "ours": ours_table[units]}
-                 for units in ours_table}
+    if baseline:
+        baseline_table = per_configuration(baseline, 1e9 * rates[str(os.cpu_count() or 1)])
+        per_units = {units: {"baseline": baseline_table[units], "ours": ours_table[units]}
+                     for units in ours_table}
+    else:
+        per_units = {units: {"ours": row} for units, row in ours_table.items()}
     result = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": platform.node() or platform.machine(),
@@ -378,15 +468,15 @@ def main(argv: list[str] | None = None) -> None:
         "keras": importlib.metadata.version("keras"),
         "jax": version_or_none("jax"),
         "grid": args.grid, **{k: grid[k] for k in ("units", "seeds", "epochs")},
-        "matmul_gflops": rates,
+        "matmul_gflops": rates, "matmul_gflops_after": rates_after,
         "baseline": baseline, "ours": ours,
-        "ratio": baseline["wall_s"] / ours["wall_s"],
+        "ratio": baseline["wall_s"] / ours["wall_s"] if baseline else None,
         "per_units": per_units,
-        "command": f"make bench BENCH_GRID={args.grid} JOBS={args.jobs}",
+        "command": f"make bench BENCH_GRID={args.grid} JOBS={args.jobs}"
+                   + (" BENCH_BASELINE=skip" if not baseline else ""),
     }
     result["targets"] = targets(result)
-    out = Path(args.out or ("results/bench" if args.grid == "default"
-                            else f"results/bench/{args.grid}"))
+    out = Path(args.out or default_out(args.grid, bool(baseline)))
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "bench.md").write_text(markdown(result))

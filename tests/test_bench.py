@@ -99,3 +99,53 @@ def test_missed_throughput_target_states_the_floor():
     best = bench.training_flops_per_epoch(128) / 65e9
     assert line.endswith(f"Even at the whole 65.0 GFLOP/s of 1 thread(s) its epoch would take "
                          f"{best:.1f} s; 2× the naive way needs ≤ 3.0 s.")
+
+
+def without_baseline(result: dict, grid: str = "full") -> dict:
+    """fake_result as `--baseline=skip` leaves it: ours alone."""
+    result = dict(result, grid=grid, baseline=None, ratio=None,
+                  per_units={u: {"ours": row["ours"]} for u, row in result["per_units"].items()})
+    for run in result["ours"]["runs"]:
+        run["train_time_s"] = run["epoch_time_s"] * result["epochs"]
+    result["targets"] = bench.targets(result)
+    return result
+
+
+def test_ours_alone_states_the_study_bound_and_no_ratio():
+    result = without_baseline(fake_result(ratio_wall=(60.0, 1000.0)))
+    bound = bench.study_bound(result)
+    assert bound["ratio"] == pytest.approx(1000.0 / bound["bound_s"])
+    against_naive, study = result["targets"]
+    assert against_naive.startswith("against the naive way") and "not measured" in against_naive
+    assert study.startswith(f"study within 2× its FLOP bound: {bound['ratio']:.2f}×")
+    assert ": MISSED. What limits it:" in study and "LSTM(128) 50% of the training time" in study
+    text = bench.markdown(result)
+    assert "naive way not run" in text and "ratio baseline / ours" not in text
+    assert "| 128 | 2.00 |" in text and "baseline" not in text.split("## Targets")[0].lower()
+    met = without_baseline(fake_result(ratio_wall=(60.0, 1.0)))
+    assert met["targets"][1].endswith(": met.")
+    # the rate after the sweep, when measured, gives the bound at that rate too
+    result["matmul_gflops_after"] = {"1": 60.0, "2": 100.0}
+    assert "100.0 GFLOP/s on 2 thread(s) after" in bench.markdown(result)
+    assert bench.study_bound(result, result["matmul_gflops_after"])["bound_s"] == pytest.approx(
+        bound["bound_s"] * 120 / 100)
+
+
+def test_a_run_without_the_naive_way_never_overwrites_a_comparison():
+    assert bench.default_out("default", True) == "results/bench"
+    assert bench.default_out("full", True) == "results/bench/full"
+    assert bench.default_out("default", False) == "results/bench/default-ours"
+    assert bench.default_out("full", False) == "results/bench/full-ours"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--baseline=none"], "error: BENCH_BASELINE: 'none' is unknown; allowed: run, skip"),
+    (["--grid=huge"], "error: BENCH_GRID: 'huge' is unknown; allowed: default, four_sizes, full"),
+    (["--jobs=0"], "error: JOBS: '0' is not allowed; use a whole number ≥ 1"),
+])
+def test_bad_bench_settings_stop_before_measuring(argv, message, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "matmul_rate_with", lambda threads: pytest.fail("measured"))
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(argv)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip() == message
