@@ -35,13 +35,19 @@ def select_device(device: str) -> str:
 
 
 def configure_threads(jobs: int) -> None:
-    """Share the cores between `jobs` parallel jobs; a Slurm task uses the CPUs it was given
-    (without cgroups the backend would see the whole node). Must run before the backend's first
-    op in this process; a worker's later jobs keep what its first job set."""
+    """Share the cores between `jobs` parallel jobs, each worker bound to cores no other holds
+    (backend.pin_to_free_cpus); a Slurm task uses the CPUs it was given (without cgroups the
+    backend would see the whole node). Must run before the backend's first op in this process;
+    a worker's later jobs keep what its first job set."""
     allocated = os.environ.get("SLURM_CPUS_PER_TASK")
     if jobs <= 1 and not allocated:
         return
-    backend.set_threads(max(1, int(allocated or os.cpu_count() or 1) // jobs))
+    threads = max(1, int(allocated or os.cpu_count() or 1) // jobs)
+    backend.set_threads(threads)
+    if not allocated and jobs <= len(os.sched_getaffinity(0)):
+        # parallel jobs on one machine: each worker on cores of its own (Slurm places its
+        # tasks itself)
+        backend.pin_to_free_cpus(threads)
 
 
 def splits_for(config: dict) -> data.Splits:

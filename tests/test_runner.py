@@ -1,5 +1,11 @@
 """A worker's next job of the same shape reuses the compiled model (runner.compiled_model):
-the run it gives is the run a fresh model gives."""
+the run it gives is the run a fresh model gives. Parallel workers each hold CPUs of their own."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -48,3 +54,51 @@ def test_next_seed_reuses_the_compiled_model_and_trains_as_a_fresh_one(small):
     assert other["metrics"]["test_loss"] != fresh["metrics"]["test_loss"]
     run(5, units=7)  # another shape: a model of its own
     assert trained[-1][0] is not first
+
+
+# A worker as the sweep starts it: a thread already running (as JAX's, MLflow's), then its
+# first job's pinning; it reports its CPUs and its thread's, then waits until told to end.
+WORKER = """
+import json, os, sys, threading
+from harness import backend
+started, done = threading.Event(), threading.Event()
+def wait():
+    started.set(); done.wait()
+thread = threading.Thread(target=wait); thread.start(); started.wait()
+cpus = backend.pin_to_free_cpus(1)
+print(json.dumps([cpus, sorted(os.sched_getaffinity(0)),
+                  sorted(os.sched_getaffinity(thread.native_id))]), flush=True)
+sys.stdin.read(); done.set()
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_parallel_workers_each_hold_a_cpu_of_their_own_until_they_end(tmp_path):
+    cpus = sorted(os.sched_getaffinity(0))
+    env = dict(os.environ, HARNESS_CPU_LOCKS=str(tmp_path))
+    workers = []
+
+    def start():
+        worker = subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=env)
+        workers.append(worker)
+        return worker, json.loads(worker.stdout.readline())
+
+    try:
+        held = []
+        for _ in cpus:  # one worker per CPU: each bound, with its threads, to a CPU of its own
+            _, (pinned, own, thread) = start()
+            assert len(pinned) == 1 and own == pinned and thread == pinned
+            held += pinned
+        assert sorted(held) == cpus
+        extra, (pinned, own, _) = start()  # none free: left to the OS scheduler
+        assert pinned == [] and own == cpus
+        first = workers[0]
+        first.send_signal(signal.SIGKILL)  # a worker killed, as loky or the OOM killer may
+        first.wait()
+        _, (pinned, _, _) = start()  # its CPU is free again
+        assert pinned == [held[0]]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
