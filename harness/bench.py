@@ -129,9 +129,11 @@ def run_ours(grid: dict, env: dict, jobs: int, workdir: Path) -> dict:
         f"pack_max_units={PACK_MAX_UNITS}", f"hydra.sweep.dir={workdir}/hydra",
         f"report.out={workdir}/reports",  # not over the study's own report in results/
     ]
+    cached = compiled_programs(env)
     process, wall, rss = _timed(command, env)
     if process.returncode:
         raise RuntimeError(f"our sweep failed:\n{process.stdout[-2000:]}{process.stderr[-2000:]}")
+    compiled = len(compiled_programs(env) - cached)
     client = MlflowClient(f"sqlite:///{store}")
     experiment = client.get_experiment_by_name("units_mnist")
     runs = [
@@ -148,7 +150,17 @@ def run_ours(grid: dict, env: dict, jobs: int, workdir: Path) -> dict:
         for run in client.search_runs([experiment.experiment_id], "tags.run_key != ''")
     ]
     return {"wall_s": wall, "peak_rss_mib": rss, "jobs": jobs, "command": " ".join(command[1:]),
-            "threads_per_job": max(1, (os.cpu_count() or 1) // jobs), "runs": runs}
+            "threads_per_job": max(1, (os.cpu_count() or 1) // jobs), "runs": runs,
+            "compiled_programs": compiled}
+
+
+def compiled_programs(env: dict) -> set[str]:
+    """The programs in JAX's compilation cache (harness/backend.py) that a sweep with `env` uses:
+    the ones our sweep adds were compiled inside its wall time, not loaded."""
+    from harness.backend import JAX_CACHE
+
+    folder = Path(env.get("JAX_COMPILATION_CACHE_DIR") or JAX_CACHE)
+    return {path.name for path in folder.glob("*-cache")} if folder.is_dir() else set()
 
 
 def per_configuration(side: dict, rate: float) -> dict:
@@ -206,6 +218,15 @@ def markdown(result: dict) -> str:
         + ". A % of bound is against the rate before for the threads one job of that side had.",
         "",
     ]
+    if ours.get("compiled_programs") is not None:
+        compiled = ours["compiled_programs"]
+        lines += [
+            f"JAX's compilation cache: {compiled} program(s) compiled during our sweep"
+            + (" — every program was loaded from the cache, as in a user's second sweep."
+               if not compiled else
+               " (their compilation is inside our wall time; a second sweep loads them)."),
+            "",
+        ]
     if baseline:
         lines += [
             "| units | s/epoch baseline | s/epoch ours | samples/s baseline | samples/s ours | "

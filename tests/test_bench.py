@@ -131,6 +131,20 @@ def test_ours_alone_states_the_study_bound_and_no_ratio():
         bound["bound_s"] * 120 / 100)
 
 
+def test_programs_compiled_during_our_sweep_are_stated(tmp_path):
+    env = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path)}
+    assert bench.compiled_programs(env) == set()
+    (tmp_path / "jit_train_step-abc-cache").write_bytes(b"x")
+    (tmp_path / "jit_train_step-abc-atime").write_bytes(b"x")  # JAX's access times: no program
+    assert bench.compiled_programs(env) == {"jit_train_step-abc-cache"}
+    result = fake_result()
+    assert "compilation cache" not in bench.markdown(result)  # not measured: not stated
+    result["ours"]["compiled_programs"] = 0
+    assert "0 program(s) compiled during our sweep — every program" in bench.markdown(result)
+    result["ours"]["compiled_programs"] = 12
+    assert "12 program(s) compiled during our sweep (their compilation" in bench.markdown(result)
+
+
 def test_a_run_without_the_naive_way_never_overwrites_a_comparison():
     assert bench.default_out("default", True) == "results/bench"
     assert bench.default_out("full", True) == "results/bench/full"
