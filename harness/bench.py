@@ -360,9 +360,15 @@ def baseline_targets(result: dict, largest: int) -> list[str]:
     line = (f"{result['grid']} grid ≥ 6× the naive way: "
             f"{'met' if ratio >= 6 else 'MISSED'} ({ratio:.2f}×).")
     if ratio < 6:
-        line += (f" What limits it: the largest sizes, whose epochs are arithmetic; "
-                 f"LSTM({largest}) took {100 * time_share(result, largest):.0f}% of the "
-                 "baseline's time.")
+        ours = result["ours"]
+        job_seconds = ours["jobs"] * ours["wall_s"]
+        training = sum(run["train_time_s"] for run in ours["runs"])
+        line += (f" What limits it: the largest sizes, whose epochs are arithmetic "
+                 f"(LSTM({largest}) took {100 * time_share(result, largest):.0f}% of the "
+                 f"baseline's time), and our fixed costs: of our {ours['jobs']} workers' "
+                 f"{job_seconds:.0f} job-seconds, {training:.0f} were training epochs (with "
+                 "validation); the rest is start-up, loading or compiling programs, predicting "
+                 "the training and test sets for each run's final metrics, and logging.")
     lines.append(line)
     worst = max(per_units, key=lambda units: accuracy_gap(per_units[units]))
     gap, spread = accuracy_gap(per_units[worst]), per_units[worst]["baseline"]["seed_std"]
@@ -379,6 +385,7 @@ def baseline_targets(result: dict, largest: int) -> list[str]:
             f"{units} units, {100 * accuracy_gap(per_units[units]):.2f} points against a spread "
             f"of {100 * per_units[units]['baseline']['seed_std']:.2f} (ours "
             f"{100 * per_units[units]['ours']['seed_std']:.2f})" for units in outside) + "."
+    line += " " + seed_test_text(result)
     lines.append(line)
     speedup = (per_units[largest]["ours"]["samples_per_s"]
                / per_units[largest]["baseline"]["samples_per_s"])
@@ -394,6 +401,37 @@ def baseline_targets(result: dict, largest: int) -> list[str]:
            "well below a 2048² matmul's rate." + floor_text(result, largest))
     )
     return lines
+
+
+def seed_tests(result: dict) -> dict[int, float]:
+    """Per size, the p-value of Welch's t-test of our seeds' test accuracies against the
+    baseline's: could the two sides' means differ by chance? (nan: neither side's seeds vary.)"""
+    import warnings
+
+    from scipy.stats import ttest_ind
+
+    def accuracies(side: str, units: int) -> list[float]:
+        return [run["test_accuracy"] for run in result[side]["runs"] if run["units"] == units]
+
+    with warnings.catch_warnings():  # seeds that agree to the digit: scipy warns, p stays right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {units: float(ttest_ind(accuracies("ours", units), accuracies("baseline", units),
+                                       equal_var=False).pvalue)
+                for units in sorted(result["per_units"])}
+
+
+def seed_test_text(result: dict) -> str:
+    """The sizes whose two sides differ beyond their seeds' spread (Welch, p < 0.05)."""
+    tests = {units: p for units, p in seed_tests(result).items() if p == p}  # p == p: not nan
+    if not tests:
+        return "Welch's t-test over seeds: not computable (no spread on either side)."
+    differ = [units for units, p in tests.items() if p < 0.05]
+    smallest = min(tests, key=tests.get)
+    return (f"Welch's t-test of the two sides' seeds, per size: "
+            + (f"the means differ at p < 0.05 at {', '.join(map(str, differ))} units"
+               if differ else "no size's means differ at p < 0.05")
+            + f" (smallest p {tests[smallest]:.2f}, at {smallest} units; {len(tests)} sizes "
+            "tested, so about one in 20 would fall below 0.05 by chance).")
 
 
 def floor_text(result: dict, units: int) -> str:

@@ -19,7 +19,7 @@ def fake_result(ours_accuracy=0.90, ratio_wall=(60.0, 10.0), ours_epoch=2.0):
     def side(accuracy, epoch, spread):
         return {"runs": [{"units": u, "seed": s, "test_accuracy": accuracy + spread * s,
                           "epoch_time_s": epoch, "samples_per_s": 55000 / epoch,
-                          "wall_s": 2 * epoch + 4}
+                          "wall_s": 2 * epoch + 4, "train_time_s": 2 * epoch}
                          for u in (8, 128) for s in (0, 1)]}
 
     rate = 65e9
@@ -84,6 +84,8 @@ def test_result_schema_and_targets():
     assert "seeds packed where the cost model says it pays" in text
     missed = fake_result(ours_accuracy=0.85, ratio_wall=(20.0, 10.0), ours_epoch=4.0)
     assert "MISSED (2.00×). What limits it" in missed["targets"][0]
+    # 2 workers × 10 s = 20 job-seconds, of them 4 runs × 2 epochs × 4 s training
+    assert "of our 2 workers' 20 job-seconds, 32 were training epochs" in missed["targets"][0]
     assert "MISSED (largest difference 6.00 points" in missed["targets"][1]
     assert "Outside it: 8 units, 6.00 points against a spread of 1.41 (ours 0.00); 128 units" in (
         missed["targets"][1])
@@ -163,3 +165,12 @@ def test_bad_bench_settings_stop_before_measuring(argv, message, capsys, monkeyp
         bench.main(argv)
     assert stopped.value.code == 2
     assert capsys.readouterr().err.strip() == message
+
+
+def test_welch_test_of_the_seeds_per_size():
+    same = fake_result()  # ours 0.90, 0.90 against the baseline's 0.90, 0.92 at each size
+    assert bench.seed_tests(same)[8] == pytest.approx(0.5)
+    assert "no size's means differ at p < 0.05 (smallest p 0.50" in same["targets"][1]
+    apart = fake_result(ours_accuracy=0.5)
+    assert all(p < 0.05 for p in bench.seed_tests(apart).values())
+    assert "the means differ at p < 0.05 at 8, 128 units" in apart["targets"][1]
