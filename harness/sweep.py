@@ -134,6 +134,46 @@ def without_hydra(config: DictConfig) -> DictConfig:
     return config
 
 
+def composing(parsed: list, repository) -> list:
+    """The overrides that change what Hydra composes — config group choices, and hydra.* keys,
+    which compose with them — as Hydra's defaults list tells them apart; the others are values
+    Hydra applies to the composed config."""
+    return [o for o in parsed
+            if (repository.group_exists(o.key_or_group) and not isinstance(o.value(), dict))
+            or o.key_or_group.split(".")[0].split("/")[0] == "hydra"]
+
+
+# A worker's compositions (the parallel launcher's, hydra_plugins/harness_launcher/parallel.py):
+# (config name, hydra overrides, composing overrides) → config. Here, not in the plugin: joblib
+# sends the plugin's loader to the workers by value, a fresh copy of its module with every job.
+_worker_compositions: dict[tuple, DictConfig] = {}
+
+
+def sweep_job_config(loader, master: DictConfig, overrides: list[str], compose) -> DictConfig:
+    """A sweep job's config as Hydra's `load_sweep_config(master, overrides)` makes it, from
+    `compose(master, composing overrides)` made once per choice of groups in this process:
+    the job's value overrides applied to a copy with Hydra's own function, its overrides and
+    override_dirname recorded as Hydra records them."""
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    composes = composing(parsed, loader.repository)
+    key = (master.hydra.job.config_name, tuple(master.hydra.overrides.hydra),
+           tuple(o.input_line for o in composes))
+    if key not in _worker_compositions:
+        _worker_compositions[key] = compose(master, [o.input_line for o in composes])
+    config = copy.deepcopy(_worker_compositions[key])
+    ConfigLoaderImpl._apply_overrides_to_config([o for o in parsed if o not in composes], config)
+    task = [o for o in parsed if not o.is_hydra_override()]
+    config.hydra.overrides.task = [o.input_line for o in task]
+    naming = config.hydra.job.config.override_dirname
+    config.hydra.job.override_dirname = get_overrides_dirname(
+        overrides=task, kv_sep=naming.kv_sep, item_sep=naming.item_sep,
+        exclude_keys=naming.exclude_keys,
+    )
+    return config
+
+
 def composed_jobs(config: DictConfig, jobs: list[list[str]]) -> list[dict]:
     """Every job's config (job_config), as Hydra's launcher will compose it, composed once per
     choice of config groups: a job's value overrides (`seed=3`, `model.units=8`) are applied
@@ -146,12 +186,7 @@ def composed_jobs(config: DictConfig, jobs: list[list[str]]) -> list[dict]:
     for overrides in jobs:
         try:
             parsed = parser.parse_overrides(list(overrides))
-            # As Hydra's defaults list tells them apart; hydra.* keys compose with the groups.
-            composes = [o for o in parsed
-                        if (loader.repository.group_exists(o.key_or_group)
-                            and not isinstance(o.value(), dict))
-                        or o.key_or_group.split(".")[0].split("/")[0] == "hydra"]
-            groups = tuple(o.input_line for o in composes)
+            groups = tuple(o.input_line for o in composing(parsed, loader.repository))
             if groups not in bases:
                 composed = loader.load_sweep_config(config, list(groups))
                 bases[groups] = composed, without_hydra(composed)

@@ -170,3 +170,39 @@ def test_jobs_composed_once_per_group_choice_equal_hydras_own():
         assert sweep.composed_jobs(master, jobs) == expected
     assert [job["model"]["cell"] for job in expected] == ["gru", "lstm", "gru", "lstm"]
     assert expected[1]["data"]["train_size"] == 300 and expected[3]["data"]["name"] == "motifs"
+
+
+def test_parallel_workers_compose_each_group_choice_once_as_hydra_would():
+    """The parallel launcher's loader (hydra_plugins/harness_launcher/parallel.py) gives every
+    job the config Hydra's own loader composes for it, hydra node included (its overrides and
+    override_dirname, which name the job's run and folder), composing each choice of groups
+    once."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra_plugins.harness_launcher import parallel
+    from omegaconf import OmegaConf
+
+    from harness import sweep
+
+    jobs = [
+        ["model.units=8", "seed=2", "jobs=2", "force=false"],
+        ["model.units=4", "seed=0", "jobs=2", "force=false"],
+        ["model=gru", "model.units=16", "seed=1", "train.epochs=3"],
+        ["model.units=8", "seed=3", "data.train_size=300", "jobs=2", "force=false"],
+        ["data=motifs", "budget=n1000", "model.units=4", "seed=5"],
+    ]
+    sweep._worker_compositions.clear()
+    with initialize_config_dir(config_dir=str(sweep.CONF), version_base="1.3"):
+        master = compose("config", return_hydra_config=True)
+        hydras = GlobalHydra.instance().config_loader()
+        ours = parallel.ComposingOnceLoader(hydras.get_search_path())
+        for overrides in jobs:
+            expected = hydras.load_sweep_config(master, overrides)
+            got = ours.load_sweep_config(master, overrides)
+            assert OmegaConf.to_container(got) == OmegaConf.to_container(expected)
+            assert OmegaConf.is_struct(got) == OmegaConf.is_struct(expected)
+            assert got.hydra.overrides.task == overrides
+    assert len(sweep._worker_compositions) == 3  # no groups chosen; model=gru; data=motifs budget=n1000
+    assert OmegaConf.to_container(got)["data"]["name"] == "motifs"
+    assert [OmegaConf.to_container(c)["model"]["cell"] for c in sweep._worker_compositions.values()] == [
+        "lstm", "gru", "lstm"]
