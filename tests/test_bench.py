@@ -103,6 +103,31 @@ def test_missed_throughput_target_states_the_floor():
                          f"{best:.1f} s; 2× the naive way needs ≤ 3.0 s.")
 
 
+def test_paired_runs_decide_the_throughput_target_with_the_same_threads():
+    # in the grid ours ran at 2 s an epoch against 6 s (3×, one thread against two); taken in
+    # turn with the same two threads, the naive way 6 and 4 s, ours 3 and 3 s: 10 / 6
+    result = fake_result()
+    result["paired"] = bench.paired_summary(128, 2, [
+        {"seed": 0, "naive_epoch_s": 6.0, "ours_epoch_s": 3.0},
+        {"seed": 1, "naive_epoch_s": 4.0, "ours_epoch_s": 3.0}])
+    assert result["paired"]["ratio"] == pytest.approx(10 / 6)
+    line = bench.targets(result)[2]
+    assert line.startswith("LSTM(128) throughput per seed ≥ 2× the naive way's: MISSED (1.67× "
+                           "with the same 2 threads, runs taken in turn: the naive way 6.00, "
+                           "4.00 s an epoch, ours 3.00, 3.00 s (seeds 0, 1, validation "
+                           "included). In the grid, one thread per job: 3.00×")
+    # the floor at both threads' rate, against half the naive way's mean epoch in the pairs
+    best = bench.training_flops_per_epoch(128) / 120e9
+    assert line.endswith(f"Even at the whole 120.0 GFLOP/s of 2 thread(s) its epoch would take "
+                         f"{best:.1f} s; 2× the naive way needs ≤ 2.5 s.")
+    assert "one thread's matmul rate, the baseline two" not in line
+    result["paired"] = bench.paired_summary(128, 2, [
+        {"seed": 0, "naive_epoch_s": 6.0, "ours_epoch_s": 2.0}])
+    assert bench.targets(result)[2].startswith(
+        "LSTM(128) throughput per seed ≥ 2× the naive way's: met (3.00× with the same 2 threads")
+    assert "What limits it" not in bench.targets(result)[2]
+
+
 def without_baseline(result: dict, grid: str = "full") -> dict:
     """fake_result as `--baseline=skip` leaves it: ours alone."""
     result = dict(result, grid=grid, baseline=None, ratio=None,
