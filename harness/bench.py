@@ -95,21 +95,27 @@ def _timed(command: list[str], env: dict) -> tuple[subprocess.CompletedProcess, 
     return process, wall, peak_kib // 1024
 
 
+def run_naive(units: int, seed: int, epochs: int, env: dict) -> tuple[dict, int]:
+    """One fresh `python -m harness.naive_keras` process: its JSON line with the process's wall
+    time added, and its peak RSS in MiB."""
+    process, wall, rss = _timed([sys.executable, "-m", "harness.naive_keras", str(units),
+                                 str(seed), str(epochs)], env)
+    if process.returncode:
+        raise RuntimeError(f"baseline units={units} seed={seed} failed:\n"
+                           f"{process.stderr[-2000:]}")
+    result = json.loads(process.stdout.strip().splitlines()[-1])
+    result["wall_s"] = wall
+    return result, rss
+
+
 def run_baseline(grid: dict, env: dict) -> dict:
     runs, peak, started = [], 0, time.perf_counter()
     for units in grid["units"]:
         for seed in grid["seeds"]:
-            process, wall, rss = _timed(
-                [sys.executable, "-m", "harness.naive_keras", str(units), str(seed),
-                 str(grid["epochs"])], env)
-            if process.returncode:
-                raise RuntimeError(f"baseline units={units} seed={seed} failed:\n"
-                                   f"{process.stderr[-2000:]}")
-            result = json.loads(process.stdout.strip().splitlines()[-1])
-            result["wall_s"] = wall
+            result, rss = run_naive(units, seed, grid["epochs"], env)
             runs.append(result)
             peak = max(peak, rss)
-            print(f"  baseline units={units} seed={seed}: {wall:.1f} s, "
+            print(f"  baseline units={units} seed={seed}: {result['wall_s']:.1f} s, "
                   f"test_accuracy {result['test_accuracy']:.4f}", flush=True)
     return {"wall_s": time.perf_counter() - started, "peak_rss_mib": peak, "runs": runs}
 
@@ -162,12 +168,7 @@ def run_paired(units: int, seeds: list[int], epochs: int, env: dict, workdir: Pa
     An epoch is the whole fit's time over its epochs, validation included, on both sides."""
     pairs = []
     for seed in seeds:
-        process, _, _ = _timed([sys.executable, "-m", "harness.naive_keras", str(units),
-                                str(seed), str(epochs)], env)
-        if process.returncode:
-            raise RuntimeError(f"baseline units={units} seed={seed} failed:\n"
-                               f"{process.stderr[-2000:]}")
-        naive = json.loads(process.stdout.strip().splitlines()[-1])
+        naive, _ = run_naive(units, seed, epochs, env)
         ours = run_ours({"units": [units], "seeds": [seed], "epochs": epochs}, env, 1,
                         workdir / f"seed{seed}")["runs"][0]
         pairs.append({"seed": seed, "naive_epoch_s": naive["epoch_time_s"],
@@ -436,6 +437,7 @@ def throughput_target(result: dict, largest: int) -> str:
     else:
         pairs = paired["pairs"]
         speedup, threads = paired["ratio"], str(paired["threads"])
+
         def listed(key: str, form: str = "{:.2f}") -> str:
             return ", ".join(form.format(pair[key]) for pair in pairs)
 
