@@ -71,7 +71,9 @@ def test_experiment_runs_and_report_are_visible(ui, tmp_path):
 
         page.goto(f"{base}/runs")
         page.get_by_text("smoke sweep").first.wait_for(timeout=60000)
-        assert page.get_by_text("smoke", exact=True).count() >= 1  # the experiment's name
+        # The experiment's name: the header can render after the runs table, so wait for it.
+        page.get_by_text("smoke", exact=True).first.wait_for(timeout=30000)
+        assert page.get_by_text("smoke", exact=True).count() >= 1
         # The experiment's description: the study's question, above the runs.
         page.get_by_text(QUESTION).first.wait_for(timeout=30000)
         if page.get_by_label("Close").count():  # the assistant side panel hides the table
