@@ -17,6 +17,7 @@ SERVER_DIR ?= results/server
 STORE := sqlite:///results/mlflow.db
 
 TARGET ?=
+OUT ?= results
 BENCH_GRID ?= default
 BENCH_BASELINE ?= run
 
@@ -52,8 +53,8 @@ install-torch: $(STAMP)  ## add Keras's PyTorch backend (CPU) for backend=torch
 sweep: $(STAMP) $(VENV)/.installed-jax  ## run a study: make sweep [STUDY=units_mnist] [ARGS='model.units=8,16'] [JOBS=n, default cores ≤ 4] [FORCE=1] [LAUNCHER=local|slurm]
 	$(PY) -m harness $(STUDY) --jobs='$(JOBS)' --force='$(FORCE)' --launcher='$(LAUNCHER)' $(ARGS)
 
-report: $(STAMP)  ## answer a study in results/STUDY/ (report.md, summary.csv, plots) [TARGET=<the study's report.target>]
-	$(PY) -m harness.report $(STUDY) --target='$(TARGET)'
+report: $(STAMP)  ## answer a study in results/STUDY/ (report.md, summary.csv, plots) [TARGET=<the study's report.target>] [OUT=results]
+	$(PY) -m harness.report $(STUDY) --target='$(TARGET)' --out='$(OUT)'
 
 explain: $(STAMP)  ## weight shapes and parameter accounting: make explain ARGS='data=motifs model.units=64'
 	$(PY) -m harness.explain $(ARGS)

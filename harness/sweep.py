@@ -317,11 +317,27 @@ def eta(number: int) -> str:
     return f"ETA {elapsed * left / done / 60:.1f} min" if done else "ETA unknown"
 
 
+# The sweep being submitted from this process (its parent run, its live display), for Ctrl-C.
+_submitting: SweepCallback | None = None
+
+
 class SweepCallback(Callback):
-    """Checks every job before any training, opens and closes the parent run."""
+    """Checks every job before any training, opens and closes the parent run.
+
+    Its state (the store, the parent run, the live display with its lock and thread) belongs
+    to the submitting process. Hydra's launchers pickle the callbacks with every job (joblib
+    with each task, submitit with the launcher), and a worker only calls the callback's
+    on_job_* hooks, which do nothing here: a job receives an empty callback."""
+
+    def __getstate__(self) -> dict:
+        return {}
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         from harness import tracking
+
+        global _submitting
+        _submitting = self
+        self.live = None
 
         jobs = job_overrides(config)
         configs = composed_jobs(config, jobs)
@@ -370,6 +386,7 @@ class SweepCallback(Callback):
         skipped = sum(key in finished for key in runs)
         os.environ[IDLE_ENV] = json.dumps(idle_jobs(configs, runs, finished))
         self.uri, self.parent, self.total, self.skipped = uri, parent, len(runs), skipped
+        self.study = study
         packed = [pack for group in packs.values() for pack in group]
         print(
             f"sweep {study}: {len(jobs)} jobs, {len(runs)} runs"
@@ -379,7 +396,6 @@ class SweepCallback(Callback):
             + (f"; marked {stale} stale RUNNING runs KILLED" if stale else ""),
             flush=True,
         )
-        self.live = None
         if console.live_wanted():  # a terminal: a live display; else plain lines per job
             costs = dict(zip(runs, json.loads(os.environ[COSTS_ENV])))
             self.live = console.LiveProgress(
@@ -390,8 +406,7 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from harness import tracking
 
-        if getattr(self, "live", None):
-            self.live.__exit__(None, None, None)
+        self.stop_live()
         study = config.study
         # Jobs the scheduler (or a crash) ended mid-training left their runs RUNNING.
         tracking.close_stale_runs(self.uri, study, self.parent)
@@ -425,6 +440,36 @@ class SweepCallback(Callback):
         self.answer(config)
         if status != "FINISHED":
             sys.exit(1)
+
+    def stop_live(self) -> None:
+        """End the live display (its thread; the terminal's cursor shown again)."""
+        live, self.live = getattr(self, "live", None), None
+        if live:
+            live.__exit__(None, None, None)
+
+    def interrupted(self) -> None:
+        """Ctrl-C: the jobs got the signal too (one process group) and marked their runs
+        KILLED; what is still RUNNING under this parent is marked KILLED, and so is the parent.
+        Finished runs stay: the same command resumes the sweep. Exit 130, as a shell does."""
+        from harness import tracking
+
+        self.stop_live()
+        if not hasattr(self, "parent"):  # interrupted before the parent run existed
+            print("\nsweep interrupted before any job started", file=sys.stderr, flush=True)
+            sys.exit(130)
+        client = tracking.MlflowClient(self.uri)
+        runs = tracking.child_runs(self.uri, self.study, self.parent)
+        for run in runs:
+            if run.info.status == "RUNNING":
+                client.set_tag(run.info.run_id, "error", "interrupted (Ctrl-C)")
+                client.set_terminated(run.info.run_id, "KILLED")
+        finished = sum(run.info.status == "FINISHED" for run in runs)
+        killed = sum(run.info.status in ("RUNNING", "KILLED") for run in runs)
+        tracking.finish_parent(self.uri, self.parent, "KILLED",
+                               {"finished": finished, "killed": killed, "skipped": self.skipped})
+        print(f"\nsweep {self.study}: interrupted — {finished} runs finished (kept), {killed} "
+              f"marked KILLED; the same command resumes the sweep", file=sys.stderr, flush=True)
+        sys.exit(130)
 
     def answer(self, config: DictConfig) -> None:
         """Write the study's report as `make report` does and end with its Answer and path."""
@@ -629,4 +674,13 @@ def main(argv: list[str] | None = None) -> None:
     overrides = launcher_overrides(known.jobs, known.force, known.launcher) + overrides
     sys.argv = [sys.argv[0], "--config-dir", str(EXPERIMENTS), "--config-name", known.study]
     sys.argv += overrides
-    job()
+    try:
+        job()
+    except KeyboardInterrupt:
+        if _submitting is None:
+            print("\ninterrupted", file=sys.stderr, flush=True)
+            sys.exit(130)
+        _submitting.interrupted()
+    finally:
+        if _submitting is not None:
+            _submitting.stop_live()

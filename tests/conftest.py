@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import pty
+import re
+import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -97,3 +103,58 @@ def tracking_server(folder: Path):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def screen_text(output: str) -> str:
+    """What a terminal shows, without its escape sequences (cursor moves, colours)."""
+    return ESCAPE.sub("", output)
+
+
+def run_in_terminal(argv: list[str], *, env: dict, timeout: int = 600,
+                    interrupt_when=None) -> tuple[int, str]:
+    """`argv` as a user types it: in a new pseudo-terminal (120×40) that is its controlling
+    terminal, so that it sees a TTY and Ctrl-C reaches its whole process group. With
+    `interrupt_when(screen)`, Ctrl-C is typed once that returns True. Returns the exit status
+    and everything the terminal received, escape sequences included."""
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: the terminal is its stdin, stdout and stderr
+        try:
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+            os.chdir(ROOT)
+            os.execvpe(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    output, typed, status = bytearray(), False, None
+    deadline = time.time() + timeout
+    while True:
+        ready, _, _ = select.select([terminal], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(terminal, 65536)
+            except OSError:  # EIO: every process holding the terminal has closed it
+                chunk = b""
+            output += chunk
+            if not chunk and status is not None:
+                break
+        if status is None:
+            done, code = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = os.waitstatus_to_exitcode(code)
+                deadline = min(deadline, time.time() + 30)  # drain what is left
+        elif not ready:
+            break
+        if interrupt_when and not typed and interrupt_when(screen_text(output.decode(errors="replace"))):
+            os.write(terminal, b"\x03")  # Ctrl-C: the terminal signals its foreground group
+            typed = True
+        if time.time() > deadline:
+            if status is None:
+                os.killpg(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise TimeoutError(f"{argv} still running after {timeout} s:\n"
+                                   + screen_text(output.decode(errors="replace"))[-3000:])
+            break
+    os.close(terminal)
+    return status, output.decode(errors="replace")

@@ -1,17 +1,8 @@
 """A real Hydra multirun of the smoke study into a temporary SQLite store, checked through
 what MLflow holds."""
 
-import os
-import re
-import shlex
-import shutil
-import subprocess
-import sys
-
 import pytest
 import yaml
-
-from tests.conftest import ROOT
 
 from harness.models import param_count
 
@@ -123,25 +114,6 @@ def test_quiet_console(smoke):
         assert noise not in console
     logs = list((store.parent / "hydra").glob("*/*.log"))
     assert len(logs) == 4 and all("Epoch 2/2" in log.read_text() for log in logs)
-
-
-@pytest.mark.skipif(not shutil.which("script"), reason="util-linux `script` (a terminal) missing")
-def test_live_progress_in_a_terminal(store):
-    """In a terminal the sweep shows a live display fed from the tracking store: a line per
-    finished run with its test accuracy, the runs bar, then the Answer."""
-    sweep = shlex.join([sys.executable, "-m", "harness", "smoke", "model.units=4", "seed=0,1",
-                        "train.epochs=1", "data.train_size=200", f"hydra.sweep.dir={store.parent}/h",
-                        f"report.out={store.parent}/reports"])
-    transcript = store.parent / "typescript"
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{store}", TERM="xterm")
-    result = subprocess.run(["script", "-qec", sweep, str(transcript)], cwd=ROOT, env=env,
-                            capture_output=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:]
-    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", transcript.read_text(errors="replace"))
-    for seed in (0, 1):
-        assert re.search(rf"model.units=4 seed={seed}[^:\n]*: test_accuracy 0\.\d{{4}}", screen)
-    assert "runs" in screen and "2/2" in screen and "Epoch 1/1" not in screen
-    assert "report: " in screen.split("browse: make ui")[1]
 
 
 def test_jobs_composed_once_per_group_choice_equal_hydras_own():

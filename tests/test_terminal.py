@@ -1,0 +1,143 @@
+"""The README's commands as a user types them: in a terminal (a pseudo-terminal the test makes;
+CI has none), where the sweep shows its live display, and where Ctrl-C reaches every process
+of the sweep. And what a launcher sends a worker with each job: plain data only."""
+
+import os
+import re
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import run_in_terminal, screen_text
+
+SHRUNK = "train.epochs=1 data.train_size=200"
+
+
+def terminal_env(store) -> dict:
+    return dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{store}", TERM="xterm-256color")
+
+
+def outputs(store) -> str:
+    return f"hydra.sweep.dir={store.parent}/hydra report.out={store.parent}/reports"
+
+
+def runs_of(store, study="smoke"):
+    client = MlflowClient(f"sqlite:///{store}")
+    runs = client.search_runs([client.get_experiment_by_name(study).experiment_id])
+    parent = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    return parent, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def cursor_shown(output: str) -> bool:
+    """The live display hides the cursor while it draws; a usable terminal has it back."""
+    return output.rfind("\x1b[?25h") > output.rfind("\x1b[?25l")
+
+
+@pytest.mark.parametrize("jobs,launcher,args", [
+    (2, "", ""),            # the parallel (joblib) launcher, as `make sweep` on 2 cores
+    (2, "local", SHRUNK),   # submitit's local executor, a process per job
+    (1, "", SHRUNK),        # the jobs in the sweep's own process, its stdout sent to their logs
+])
+def test_make_sweep_in_a_terminal(store, jobs, launcher, args):
+    """`make sweep STUDY=smoke` typed in a terminal: the live display (a line per finished
+    run, the runs bar, no Keras epoch lines), every run FINISHED, the Answer, exit 0."""
+    command = ["make", "sweep", "STUDY=smoke", f"JOBS={jobs}", f"LAUNCHER={launcher}",
+               f"ARGS={args} {outputs(store)}"]
+    code, output = run_in_terminal(command, env=terminal_env(store))
+    screen = screen_text(output)
+    assert code == 0, screen[-3000:]
+    for units in (4, 16):
+        for seed in (0, 1):
+            assert re.search(rf"model.units={units} seed={seed}[^:\n]*: test_accuracy 0\.\d{{4}}",
+                             screen)
+    assert re.search(r"runs +━+ 4/4", screen)
+    assert "Traceback" not in screen and "Epoch 1/" not in screen and cursor_shown(output)
+    assert "report: " in screen.split("browse: make ui")[1]
+    parent, children = runs_of(store)
+    assert [r.info.status for r in parent] == ["FINISHED"]
+    assert sorted(r.info.status for r in children) == ["FINISHED"] * 4
+
+
+def test_ctrl_c_in_a_terminal(store):
+    """Ctrl-C once a run has finished: every process of the sweep gets it (one process group,
+    as in a shell); the finished runs stay, the others and the parent are KILLED, nothing is
+    left RUNNING; one line says so, no traceback, the cursor is back; exit ≠ 0. The same
+    command then resumes the sweep."""
+    command = ["make", "sweep", "STUDY=smoke", "JOBS=2", f"ARGS={outputs(store)}"]
+    code, output = run_in_terminal(
+        command, env=terminal_env(store),
+        interrupt_when=lambda screen: re.search(r"seed=\d: test_accuracy", screen) is not None)
+    screen = screen_text(output)
+    assert code != 0, screen[-3000:]
+    assert re.search(r"sweep smoke: interrupted — \d runs finished \(kept\), \d marked KILLED",
+                     screen)
+    assert "Traceback" not in screen and cursor_shown(output)
+    parent, children = runs_of(store)
+    assert [r.info.status for r in parent] == ["KILLED"]
+    statuses = [r.info.status for r in children]
+    assert "RUNNING" not in statuses and "FINISHED" in statuses and "KILLED" in statuses
+    finished = statuses.count("FINISHED")
+
+    code, output = run_in_terminal(command, env=terminal_env(store))
+    assert code == 0, screen_text(output)[-3000:]
+    assert f"{finished} already finished" in screen_text(output)
+
+
+def test_make_report_explain_help_in_a_terminal(smoke, tmp_path):
+    """The README's other commands, once each, in a terminal."""
+    _, _, _, store = smoke
+    env = terminal_env(store)
+    code, output = run_in_terminal(["make", "report", "STUDY=smoke", f"OUT={tmp_path}"], env=env)
+    assert code == 0 and f"report: {tmp_path}/smoke/report.md" in screen_text(output), output
+    code, output = run_in_terminal(["make", "explain", "ARGS=model.units=8"], env=env)
+    assert code == 0 and "LSTM(8) on 28 steps × 28 inputs, 10 classes" in screen_text(output)
+    code, output = run_in_terminal(["make", "help"], env=env)
+    assert code == 0 and "make sweep" in output and "make test" in output
+
+
+@pytest.mark.parametrize("launcher", ["parallel", "local", "slurm"])
+def test_a_job_takes_plain_data_to_its_worker(launcher, tmp_path, monkeypatch):
+    """What each launcher pickles and sends with a job (joblib: the hydra context, config and
+    task function; submitit: the launcher itself), taken while the sweep's callback holds
+    what lives only in the submitting process — its live display with its lock and thread,
+    the store, the parent run — pickles, and carries none of that callback's state."""
+    import cloudpickle
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.plugins import Plugins
+    from hydra.core.singleton import Singleton
+    from hydra.types import HydraContext
+
+    from harness import console, sweep
+
+    environ = dict(os.environ)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setattr(console, "live_wanted", lambda: True)  # as in a terminal
+    overrides = [f"hydra.searchpath=[file://{sweep.CONF}]", f"hydra/launcher={launcher}",
+                 f"report.out={tmp_path}", "jobs=2"]
+    try:
+        with initialize_config_dir(config_dir=str(sweep.EXPERIMENTS), version_base="1.3"):
+            config = compose("smoke", overrides=overrides, return_hydra_config=True)
+            HydraConfig.instance().set_config(config)
+            callbacks = Callbacks(config)
+            callback = next(c for c in callbacks.callbacks if isinstance(c, sweep.SweepCallback))
+            callback.on_multirun_start(config)
+            assert callback.live is not None and callback.parent
+            try:
+                context = HydraContext(
+                    config_loader=GlobalHydra.instance().config_loader(), callbacks=callbacks)
+                launcher_object = Plugins.instance().instantiate_launcher(
+                    hydra_context=context, task_function=sweep.job, config=config)
+                payload = cloudpickle.dumps((launcher_object, Singleton.get_state()))
+            finally:
+                callback.stop_live()
+    finally:
+        GlobalHydra.instance().clear()
+        os.environ.clear()
+        os.environ.update(environ)
+    received, _ = cloudpickle.loads(payload)
+    sent = [c for c in received.hydra_context.callbacks.callbacks
+            if isinstance(c, sweep.SweepCallback)]
+    assert len(sent) == 1 and vars(sent[0]) == {}
