@@ -77,10 +77,10 @@ bench: $(STAMP) $(VENV)/.installed-jax  ## the harness against the naive Keras w
 	$(PY) -m harness.bench --grid='$(BENCH_GRID)' --baseline='$(BENCH_BASELINE)' $(if $(filter command line,$(origin JOBS)),--jobs='$(JOBS)')
 
 slurm-up:  ## a one-node Slurm with accounting on this machine, for tests and demos (root; installs Debian's packages)
-	bash harness/slurm_local.sh up
+	bash harness/scripts/slurm_local.sh up
 
 slurm-down:  ## stop the daemons that slurm-up started
-	bash harness/slurm_local.sh down
+	bash harness/scripts/slurm_local.sh down
 
 clean:  ## remove Hydra's output folders (keeps the database and reports)
 	rm -rf results/hydra

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from harness.report import (
+from harness.models import explain
+from harness.summary import (
     aggregate, band, finish, fmt, groups, markdown, pct, pyplot, save, swept_factors, with_ci,
 )
 
@@ -218,9 +219,7 @@ def plot_overfitting(summary: pd.DataFrame, path: Path) -> None:
 
 
 def weight_shapes(row: pd.Series) -> str:
-    """harness/explain.py's weight listing for a study of one model."""
-    from harness.explain import explain
-
+    """`make explain`'s weight listing for a study of one model."""
     text = explain(cell=row["cell"], units=int(row["units"]), timesteps=int(row["timesteps"]),
                    input_dim=int(row["input_dim"]), num_classes=int(row["num_classes"]))
     return "## The model's weights (`make explain`)\n\n```\n" + text + "\n```"
@@ -673,3 +672,12 @@ def double_descent(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis:
         sections=[markdown(pd.DataFrame(rows))],
         plots={"double_descent.png": partial(plot_double_descent, summary)},
     )
+
+
+# The analyses a study can name in `report.analysis` (harness/config.py checks the name).
+REGISTRY: dict[str, Callable[..., Analysis]] = {
+    "capacity": capacity,
+    "batch_timesteps": batch_timesteps,
+    "memorization": memorization,
+    "double_descent": double_descent,
+}

@@ -5,38 +5,23 @@ memory sharing, the kernel that runs a recurrent loop. Imports no backend until 
 from __future__ import annotations
 
 import fcntl
-import importlib.util
 import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-from harness.config import ConfigError
+from harness.config import ConfigError, check_backend
+from harness.console import quiet_startup
 
-BACKENDS = ("tensorflow", "jax", "torch")
 # Where JAX keeps the programs XLA compiled (JAX_COMPILATION_CACHE_DIR overrides it).
 JAX_CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "harness" / "jax"
-INSTALL = {
-    "tensorflow": "make install",
-    "jax": "make install-jax (requirements-jax.txt; a GPU machine: README, GPU machines)",
-    "torch": "make install-torch (requirements-torch.txt)",
-}
-
-
-def check(backend: str) -> None:
-    """A backend that is unknown or not installed → one-line ConfigError."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend: {backend!r} is unknown; allowed: {', '.join(BACKENDS)}")
-    if importlib.util.find_spec(backend) is None:
-        raise ConfigError(f"backend: {backend} is not installed here; install it with "
-                          f"{INSTALL[backend]}")
 
 
 def use(backend: str) -> None:
     """Make `backend` Keras's backend in this process and in the workers it starts. Must run
     before Keras is imported; a process whose Keras already runs another backend is an error."""
-    check(backend)
+    check_backend(backend)
     if "keras" in sys.modules:
         import keras
 
@@ -64,8 +49,6 @@ def name() -> str:
 
 def gpus() -> list[str]:
     """The GPUs the current backend sees, by name."""
-    from harness.console import quiet_startup
-
     backend = name()
     with quiet_startup():  # the first query initialises CUDA (cuInit) and logs why it failed
         if backend == "tensorflow":

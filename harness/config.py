@@ -4,11 +4,18 @@ the run key that identifies a result. Imports neither TensorFlow nor MLflow, so 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 
 from harness import data, models
 
 DEVICES = ("auto", "cpu", "gpu")
+BACKENDS = ("tensorflow", "jax", "torch")
+INSTALL = {
+    "tensorflow": "make install",
+    "jax": "make install-jax (requirements-jax.txt; a GPU machine: docs/backends-gpu.md)",
+    "torch": "make install-torch (requirements-torch.txt)",
+}
 ANALYSES = ("auto", "capacity", "batch_timesteps", "memorization", "double_descent")
 # The sections that change a result; launcher, tracking and output paths are left out.
 RESULT_AFFECTING = ("data", "model", "train", "seed")
@@ -66,10 +73,25 @@ def check_config(config: dict) -> None:
         raise ConfigError(f"pack_max_units: {pack_max!r} is not allowed; use an integer ≥ 0")
     if config["device"] not in DEVICES:
         raise ConfigError(f"device: {config['device']!r} is unknown; allowed: {', '.join(DEVICES)}")
-    from harness import backend  # it needs ConfigError from here
-
-    backend.check(config.get("backend", "tensorflow"))
+    check_backend(config.get("backend", "tensorflow"))
     check_report(config.get("report", {}))
+
+
+def check_sweep(configs: list[dict]) -> None:
+    """What the jobs of one sweep must share: one Keras backend (Keras loads one per process)."""
+    backends = sorted({config.get("backend", "tensorflow") for config in configs})
+    if len(backends) > 1:
+        raise ConfigError(f"backend: {', '.join(backends)} in one sweep; Keras loads one "
+                          "backend per process, so run one sweep per backend")
+
+
+def check_backend(backend: str) -> None:
+    """A Keras backend that is unknown or not installed here → one-line ConfigError."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend: {backend!r} is unknown; allowed: {', '.join(BACKENDS)}")
+    if importlib.util.find_spec(backend) is None:
+        raise ConfigError(f"backend: {backend} is not installed here; install it with "
+                          f"{INSTALL[backend]}")
 
 
 def check_report(report: dict) -> None:

@@ -1,5 +1,6 @@
-"""What the console shows: TensorFlow's C++ start-up lines kept off it, and each job's own output
-(Keras's epoch lines) sent to the job's log file. Imports neither TensorFlow nor MLflow."""
+"""What the console shows: one-line errors, TensorFlow's C++ start-up lines kept off it, each
+job's own output (Keras's epoch lines) sent to the job's log file, and the sweep's live display.
+Imports neither TensorFlow nor MLflow until the live display runs."""
 
 from __future__ import annotations
 
@@ -51,6 +52,12 @@ def output_to(path):
         return
     with open(path, "a") as log, contextlib.redirect_stdout(log):
         yield
+
+
+def fail(message: str, code: int = 2):
+    """A user's mistake or an unusable setting: one line on stderr, then exit ≠ 0."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
 
 
 def say(message: str) -> None:
@@ -120,7 +127,7 @@ class LiveProgress:
 
         from mlflow.tracking import MlflowClient
 
-        from harness import tracking
+        from harness import tracking  # MLflow: after this module set its logging defaults
 
         client = MlflowClient(self.uri)
         runs = tracking.child_runs(self.uri, self.study, self.parent)

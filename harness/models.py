@@ -45,7 +45,7 @@ def recurrent_layer(cell: str, *, fused: bool = False):
     import keras
 
     if cell == "lstm" and fused:
-        from harness.fused import FusedLSTM
+        from harness.fused import FusedLSTM  # imports TensorFlow: only when asked for
 
         return FusedLSTM
     return {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}.get(cell, keras.layers.SimpleRNN)
@@ -71,3 +71,68 @@ def build_model(
     hidden = layer_class(units, unroll=unroll, name=cell, **options)(inputs)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="head")(hidden)
     return keras.Model(inputs, outputs, name=f"{cell}_{units}")
+
+
+def explain(*, cell: str, units: int, timesteps: int, input_dim: int, num_classes: int) -> str:
+    """Every weight's name and shape, the closed-form count per layer, where TensorFlow 1's
+    BasicLSTMCell puts the same numbers, and what the layer returns (`make explain`)."""
+    model = build_model(
+        cell=cell, units=units, timesteps=timesteps, input_dim=input_dim, num_classes=num_classes
+    )
+    lines = [
+        f"{cell.upper()}({units}) on {timesteps} steps × {input_dim} inputs, {num_classes} classes",
+        "",
+        f"{'weight':<32} {'shape':<14} {'count':>10}",
+    ]
+    for weight in model.weights:
+        shape = tuple(weight.shape)
+        count = 1
+        for size in shape:
+            count *= size
+        lines.append(f"{weight.path:<32} {str(shape):<14} {count:>10,}")
+    recurrent = recurrent_param_count(cell, units, input_dim)
+    head = (units + 1) * num_classes
+    formula = {
+        "lstm": f"4·u·(i+u+1) = 4·{units}·({input_dim}+{units}+1)",
+        "gru": f"3·u·(i+u+2) = 3·{units}·({input_dim}+{units}+2)  (reset_after: two biases)",
+        "simple_rnn": f"u·(i+u+1) = {units}·({input_dim}+{units}+1)",
+    }[cell]
+    lines += [
+        "",
+        f"{cell:<10} {formula} = {recurrent:,}",
+        f"{'head':<10} (u+1)·C = ({units}+1)·{num_classes} = {head:,}",
+        f"{'total':<10} {recurrent + head:,}  (Keras count_params: {model.count_params():,})",
+    ]
+    lines += ["", *output_shapes(cell, units, timesteps, input_dim)]
+    if cell == "lstm":
+        lines += [
+            "",
+            "TF1 BasicLSTMCell keeps the same weights as one kernel over [input, state]:",
+            f"  kernel ({input_dim}+{units}, 4·{units}) = ({input_dim + units}, {4 * units})"
+            f" = {(input_dim + units) * 4 * units:,}",
+            f"  bias   (4·{units},) = ({4 * units},)",
+            f"  together {(input_dim + units) * 4 * units + 4 * units:,} = the LSTM count above;"
+            " Keras splits the kernel into kernel (i, 4u) and recurrent_kernel (u, 4u).",
+        ]
+    return "\n".join(lines)
+
+
+def output_shapes(cell: str, units: int, timesteps: int, input_dim: int) -> list[str]:
+    """What the recurrent layer returns, read off Keras's own symbolic shapes (None = batch)."""
+    import keras
+
+    layer_class = recurrent_layer(cell)
+    inputs = keras.Input((timesteps, input_dim))
+    last = layer_class(units)(inputs)
+    sequence, *states = layer_class(units, return_sequences=True, return_state=True)(inputs)
+    names = ["h", "c"] if cell == "lstm" else ["h"]
+    return [
+        f"Output of {cell.upper()}({units}) (None = the batch):",
+        f"  return_sequences=False  (batch, units)            = {tuple(last.shape)}"
+        "   the last step only: what the head sees here",
+        f"  return_sequences=True   (batch, timesteps, units) = {tuple(sequence.shape)}"
+        "   every step: what a stacked layer needs",
+        f"  return_state=True adds the final state{'s' if len(states) > 1 else ''} "
+        + ", ".join(f"{name} {tuple(state.shape)}" for name, state in zip(names, states))
+        + " — (batch, units) each",
+    ]

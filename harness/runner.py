@@ -55,7 +55,7 @@ def splits_for(config: dict) -> data.Splits:
 
 
 def job_params(config: dict, splits: data.Splits) -> dict:
-    """The run's parameters, named as in CONTRACT.md; sizes are the ones actually used."""
+    """The run's parameters, named as in docs/tracking.md; sizes are the ones actually used."""
     return {
         "units": config["model"]["units"],
         "cell": config["model"]["cell"],
@@ -120,7 +120,7 @@ def _check_finite(history: dict) -> None:
 
 def final_metrics(config, splits, history, test_probabilities, train_probabilities, *,
                   train_time: float, epoch_time: float, samples_per_s: float) -> dict:
-    """The run's closing metrics, named as in CONTRACT.md. Times are this run's share."""
+    """The run's closing metrics, named as in docs/tracking.md. Times are this run's share."""
     test_accuracy, test_loss = scores(test_probabilities, splits.y_test)
     train_accuracy, train_loss = scores(train_probabilities, splits.y_train_clean)
     fit_accuracy, _ = scores(train_probabilities, splits.y_train)
@@ -236,6 +236,31 @@ def fit_and_predict(model, splits, train_config, seeds: list[int], *, packed=Fal
     return history, train_time, float(np.mean(timer.times)), throughput, test_outputs, train_outputs
 
 
+def start(config: dict) -> str:
+    """What every training does first: check the config, make sure Keras runs the job's backend,
+    choose the device (returned) and start a fresh Keras session. Jobs sharing a process must
+    not share graph state; Python's full garbage collection is skipped (~0.5 s a job here):
+    reference counting frees an old model, and the next job of a shape reuses it anyway
+    (compiled_model)."""
+    check_config(config)
+    backend.use(config.get("backend", "tensorflow"))  # the backend Keras was loaded with
+    device = select_device(config["device"])
+    keras.backend.clear_session(free_memory=False)
+    return device
+
+
+def fused_on(device: str) -> bool:
+    """TensorFlow's fused LSTM kernel (harness/fused.py) runs on the CPU under TensorFlow."""
+    return not device.startswith("gpu") and backend.name() == "tensorflow"
+
+
+def ran_on(device: str, cell: str) -> dict:
+    """Where a run trained, for its tags: the device's name, the backend, the loop's kernel."""
+    gpu = device.startswith("gpu")
+    return {"device": backend.gpus()[0] if gpu else "cpu", "backend": backend.name(),
+            "kernel": backend.loop_kernel(gpu, cell)}
+
+
 def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict:
     """Train and evaluate one job. Returns params, metrics, per-epoch history and device info.
 
@@ -243,13 +268,7 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
     the held-out split; the final metrics use the full test set and the clean training labels
     with the final weights.
     """
-    check_config(config)
-    backend.use(config.get("backend", "tensorflow"))  # the backend Keras was loaded with
-    device = select_device(config["device"])
-    # Jobs sharing a process must not share graph state. Without Python's full garbage
-    # collection (~0.5 s a job here): reference counting frees an old model, and the next job
-    # of a shape reuses it anyway (compiled_model).
-    keras.backend.clear_session(free_memory=False)
+    device = start(config)
     keras.utils.set_random_seed(config["seed"])
     splits = splits if splits is not None else splits_for(config)
     params = job_params(config, splits)
@@ -263,7 +282,7 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
             input_dim=splits.input_dim,
             num_classes=splits.num_classes,
             use_cudnn=True if device.startswith("gpu") else "auto",
-            fused=not device.startswith("gpu") and backend.name() == "tensorflow",
+            fused=fused_on(device),
         )
         try:
             history, train_time, epoch_time, throughput, test_probabilities, train_probabilities = (
@@ -280,12 +299,8 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
         raise AssertionError(
             f"closed-form param_count {metrics['param_count']} != Keras {model.count_params()}"
         )
-    gpu = device.startswith("gpu")
-    return {
-        "params": params, "metrics": metrics, "history": history,
-        "device": backend.gpus()[0] if gpu else "cpu", "backend": backend.name(),
-        "kernel": backend.loop_kernel(gpu, model_config["cell"]),
-    }
+    return {"params": params, "metrics": metrics, "history": history,
+            **ran_on(device, model_config["cell"])}
 
 
 def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = None,
@@ -294,10 +309,7 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
     on its own seed's batch order: member k is the separate run of seed k, to float rounding.
     Returns one result per seed, as `train` does; times are each member's share of the packed
     training."""
-    check_config(config)
-    backend.use(config.get("backend", "tensorflow"))
-    device = select_device(config["device"])
-    keras.backend.clear_session(free_memory=False)
+    device = start(config)
     splits = splits if splits is not None else splits_for(config)
     model_config, train_config = config["model"], config["train"]
     members = len(seeds)
@@ -305,15 +317,12 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
         model = packing.build_packed(
             cell=model_config["cell"], units=model_config["units"], seeds=seeds,
             timesteps=splits.timesteps, input_dim=splits.input_dim,
-            num_classes=splits.num_classes,
-            fused=not device.startswith("gpu") and backend.name() == "tensorflow",
+            num_classes=splits.num_classes, fused=fused_on(device),
         )
         compile_model(model, train_config["learning_rate"], members)
         history, train_time, epoch_time, throughput, test_outputs, train_outputs = fit_and_predict(
             model, splits, train_config, seeds, packed=True, callbacks=callbacks
         )
-    gpu = device.startswith("gpu")
-    device_name = backend.gpus()[0] if gpu else "cpu"
     results = []
     for member, seed in enumerate(seeds):
         own = f"member_{member}"
@@ -333,8 +342,7 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
             "params": job_params(member_config, splits),
             "metrics": metrics,
             "history": member_history,
-            "device": device_name, "backend": backend.name(),
-            "kernel": backend.loop_kernel(gpu, model_config["cell"]),
+            **ran_on(device, model_config["cell"]),
             "packed": {"seeds": seeds, "train_time_s": train_time},
         })
     return results

@@ -14,6 +14,8 @@ import mlflow
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
+from harness import slurm
+
 DEFAULT_URI = "sqlite:///results/mlflow.db"
 PARENT_TAG = "mlflow.parentRunId"
 NOTE_TAG = "mlflow.note.content"  # what the MLflow UI shows as a run's or experiment's description
@@ -72,8 +74,6 @@ def use_wal(uri: str) -> None:
 
 def process_tags() -> dict:
     """Where a run's process lives: host and pid, and its Slurm job when it runs in one."""
-    from harness import slurm
-
     return {"host": socket.gethostname(), "pid": str(os.getpid()), **slurm.job_tags()}
 
 
@@ -92,8 +92,6 @@ def close_stale_runs(uri: str, study: str, parent_id: str | None = None) -> int:
     gone: a run of a Slurm job the scheduler here no longer runs (scancel, time limit, a dead
     node), or a run whose process on this host has exited (a sweep killed with -9, a crashed
     worker). Runs nothing here can judge are left alone. Returns how many."""
-    from harness import slurm
-
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(study)
     if experiment is None:

@@ -22,6 +22,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# A test that runs the real entry point into a store of its own, or reads the session's smoke
+# sweep, is end to end: `pytest -m "not slow"` leaves it out.
+END_TO_END_FIXTURES = {"store", "smoke", "smoke_report"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if END_TO_END_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def run_sweep(study: str, *overrides: str, store: Path, timeout: int = 600, extra_env=None):
     """`python -m harness STUDY OVERRIDES...` with MLflow pointed at `store`."""
     env = dict(os.environ)

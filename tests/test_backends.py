@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from harness import models
@@ -30,19 +31,36 @@ def test_smoke_sweep_on_jax(store, tmp_path):
     for run in runs:
         units = int(run.data.params["units"])
         assert run.data.metrics["param_count"] == models.param_count("lstm", units, 28, 10)
-        # Under JAX a packed seed costs a whole run (sweep.EPOCH_COST): every seed alone.
+        # Under JAX a packed seed costs a whole run (plan.EPOCH_COST): every seed alone.
         assert "packed_with" not in run.data.tags
     # The jobs compiled their steps into JAX's compilation cache, for the next seeds and sweeps.
     assert len(list(cache.iterdir())) > 5
 
 
+# The exactness checks of test_packing.py and test_runner.py, called as plain functions in a
+# process whose Keras runs on JAX (Keras loads one backend per process).
+ON_JAX = """
+import keras
+from harness import data
+from tests import test_packing, test_runner
+assert keras.backend.backend() == "jax"
+small = data.mnist_splits(train_size=700, val_size=200)
+for cell in ("lstm", "gru", "simple_rnn"):
+    test_packing.test_packed_seed_is_its_separate_run(small, cell)
+    print("packed", cell, "equals its separate runs", flush=True)
+test_runner.test_next_seed_reuses_the_compiled_model_and_trains_as_a_fresh_one(small)
+print("reused model equals a fresh one", flush=True)
+"""
+
+
+@pytest.mark.slow
 def test_packing_and_model_reuse_are_exact_on_jax():
-    """The packing exactness tests of test_packing.py and the reused-model test of
-    test_runner.py, in a process whose Keras runs on JAX."""
-    script = ("import keras, pytest, sys; assert keras.backend.backend() == 'jax'; "
-              "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/test_packing.py', "
-              "'tests/test_runner.py', '-k', 'separate_run or fresh_one']))")
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+    """Packed members equal their separate runs, and a reused compiled model trains as a fresh
+    one, on JAX as on TensorFlow."""
+    result = subprocess.run([sys.executable, "-c", ON_JAX], cwd=ROOT, capture_output=True,
                             text=True, timeout=900, env=dict(os.environ, KERAS_BACKEND="jax"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "4 passed" in result.stdout, result.stdout[-2000:]
+    checked = [line for line in result.stdout.splitlines() if line.startswith(("packed", "reused"))]
+    assert checked == [
+        "packed lstm equals its separate runs", "packed gru equals its separate runs",
+        "packed simple_rnn equals its separate runs", "reused model equals a fresh one"]

@@ -1,10 +1,14 @@
-"""Bad input: one line naming the key and what is allowed, exit ≠ 0, nothing trained or recorded.
-Each case runs the real entry point in a subprocess."""
+"""Bad input: one line naming the key and what is allowed, before any training. The checks run
+in-process, as the sweep runs them on every job (compose.study_jobs); a few end-to-end cases
+run the real entry point: exit ≠ 0, one line on stderr, nothing trained or recorded."""
 
+import re
 import sqlite3
 
 import pytest
 
+from harness.compose import study_jobs
+from harness.config import ConfigError
 from tests.conftest import run_sweep
 
 CASES = [
@@ -25,15 +29,32 @@ CASES = [
     (["backend=jax,tensorflow"], "backend"),
     (["report.analysis=nonsense"], "report.analysis"),
     (["report.target=1.5"], "report.target"),
-    (["report.out=/dev/null/reports"], "report.out"),
     (["data=cifar"], "data"),
     (["model=transformer"], "model"),
     (["model=lstm,transformer"], "model"),
-    (["model.unitz=3"], "model.unitz"),
     (["model.unitz=3,4"], "model.unitz"),
     (["data=motifs", "data.n_motifs=3"], "data.n_motifs"),
     (["epochs=3"], "epochs"),
 ]
+
+
+@pytest.mark.parametrize("overrides,key", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_rejected_with_one_line_naming_the_key(overrides, key):
+    with pytest.raises(ConfigError) as error:
+        study_jobs("smoke", overrides)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{key}:"), message
+
+
+def test_a_good_sweep_passes_the_checks():
+    jobs = study_jobs("smoke", ["model.units=4,8", "seed=3"])
+    assert [(job["model"]["units"], job["seed"]) for job in jobs] == [(4, 3), (8, 3)]
+
+
+def test_unknown_key_names_the_keys_allowed_there():
+    with pytest.raises(ConfigError, match=re.escape(
+            "model.unitz: unknown key; allowed in model: cell, units (a new key: +model.unitz=...)")):
+        study_jobs("smoke", ["model.unitz=3"])
 
 
 def finished_runs(store) -> int:
@@ -43,20 +64,23 @@ def finished_runs(store) -> int:
         return db.execute("select count(*) from runs where status = 'FINISHED'").fetchone()[0]
 
 
-@pytest.mark.parametrize("overrides,key", CASES, ids=[" ".join(c[0]) for c in CASES])
-def test_rejected_before_training(overrides, key, store):
+@pytest.mark.parametrize("overrides,key", [
+    (["model.units=0"], "model.units"),           # a job's config
+    (["model=lstm,transformer"], "model"),       # a name, before Hydra starts
+    (["report.out=/dev/null/reports"], "report.out"),  # the report's folder, checked at start
+], ids=["value", "name", "folder"])
+def test_the_entry_point_stops_before_training(overrides, key, store):
     result = run_sweep("smoke", *overrides, store=store)
-    assert result.returncode != 0
+    assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: {key}"), lines[0]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {key}"), result.stderr
     assert "Epoch" not in result.stdout  # no training started
     assert finished_runs(store) == 0
 
 
 def test_unknown_study(store):
     result = run_sweep("no_such_study", store=store)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         result.stderr.strip()
     ] and result.stderr.startswith("error: STUDY: unknown study 'no_such_study'; allowed:")
@@ -72,11 +96,3 @@ def test_gpu_without_gpu(store):
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("error: device: gpu")
     assert finished_runs(store) == 0
-
-
-def test_unknown_key_names_the_keys_allowed_there(store):
-    result = run_sweep("smoke", "model.unitz=3", store=store)
-    assert result.returncode != 0
-    assert result.stderr.strip() == (
-        "error: model.unitz: unknown key; allowed in model: cell, units "
-        "(a new key: +model.unitz=...)")

@@ -1,5 +1,7 @@
 """The benchmark's arithmetic and its result schema (no timing assertions)."""
 
+import re
+
 import pytest
 
 from harness import bench
@@ -59,13 +61,12 @@ def test_result_schema_and_targets():
     assert row["percent_of_bound"] == pytest.approx(
         100 * bench.training_flops_per_epoch(128) / 65e9 / 2.0)
     targets = result["targets"]
-    assert targets[0] == "default grid ≥ 6× the naive way: met (6.00×)."
+    assert "6×" in targets[0] and "met (6.00×)" in targets[0]
     # ours 0.90 on every seed; the baseline 0.90 and 0.92: 1 point off, std 1.41 points
-    assert targets[1].startswith("test accuracy per configuration within the baseline's own "
-                                 "seed spread (mean difference ≤ the baseline's std over seeds): "
-                                 "met (largest difference 1.00 points")
-    assert "spread by 1.41 points" in targets[1]
-    assert targets[2].startswith("LSTM(128) throughput per seed ≥ 2× the naive way's: met (3.00×")
+    assert targets[1].startswith("test accuracy") and "met (largest difference 1.00 points" in (
+        targets[1])
+    assert "1.41 points" in targets[1]
+    assert targets[2].startswith("LSTM(128)") and "met (3.00×" in targets[2]
     assert targets[3].startswith("study within 2× its FLOP bound: ")
     assert "the target is for the full study" in targets[3]
     text = bench.markdown(result)
@@ -87,8 +88,8 @@ def test_result_schema_and_targets():
     # 2 workers × 10 s = 20 job-seconds, of them 4 runs × 2 epochs × 4 s training
     assert "of our 2 workers' 20 job-seconds, 32 were training epochs" in missed["targets"][0]
     assert "MISSED (largest difference 6.00 points" in missed["targets"][1]
-    assert "Outside it: 8 units, 6.00 points against a spread of 1.41 (ours 0.00); 128 units" in (
-        missed["targets"][1])
+    assert re.search(r"8 units, 6.00 points against a spread of 1.41.*128 units",
+                     missed["targets"][1])
     assert "MISSED (1.50×" in missed["targets"][2] and "What limits it" in missed["targets"][2]
     assert "What limits" not in result["targets"][2]
 
@@ -97,10 +98,9 @@ def test_missed_throughput_target_states_the_floor():
     # ours at 12 s an epoch against the baseline's 6 s: missed; at the whole 65 GFLOP/s of one
     # thread (a job's), LSTM(128)'s epoch would still take its FLOPs / 65e9 seconds
     line = fake_result(ours_epoch=12.0)["targets"][2]
-    assert line.startswith("LSTM(128) throughput per seed ≥ 2× the naive way's: MISSED (0.50×")
+    assert line.startswith("LSTM(128)") and "MISSED (0.50×" in line
     best = bench.training_flops_per_epoch(128) / 65e9
-    assert line.endswith(f"Even at the whole 65.0 GFLOP/s of 1 thread(s) its epoch would take "
-                         f"{best:.1f} s; 2× the naive way needs ≤ 3.0 s.")
+    assert re.search(rf"65.0 GFLOP/s of 1 thread.* {best:.1f} s; .* ≤ 3.0 s", line)
 
 
 def test_paired_runs_decide_the_throughput_target_with_the_same_threads():
@@ -112,14 +112,12 @@ def test_paired_runs_decide_the_throughput_target_with_the_same_threads():
         {"seed": 1, "naive_epoch_s": 4.0, "ours_epoch_s": 3.0}])
     assert result["paired"]["ratio"] == pytest.approx(10 / 6)
     line = bench.targets(result)[2]
-    assert line.startswith("LSTM(128) throughput per seed ≥ 2× the naive way's: MISSED (1.67× "
-                           "with the same 2 threads, runs taken in turn: the naive way 6.00, "
-                           "4.00 s an epoch, ours 3.00, 3.00 s (seeds 0, 1, validation "
-                           "included). In the grid, one thread per job: 3.00×")
+    assert "MISSED (1.67×" in line and "same 2 threads" in line
+    assert "6.00, 4.00 s" in line and "3.00, 3.00 s" in line  # each side's epochs, pair by pair
+    assert "one thread per job: 3.00×" in line  # the grid's figure beside it
     # the floor at both threads' rate, against half the naive way's mean epoch in the pairs
     best = bench.training_flops_per_epoch(128) / 120e9
-    assert line.endswith(f"Even at the whole 120.0 GFLOP/s of 2 thread(s) its epoch would take "
-                         f"{best:.1f} s; 2× the naive way needs ≤ 2.5 s.")
+    assert re.search(rf"120.0 GFLOP/s of 2 thread.* {best:.1f} s; .* ≤ 2.5 s", line)
     assert "one thread's matmul rate, the baseline two" not in line
     result["paired"] = bench.paired_summary(128, 2, [
         {"seed": 0, "naive_epoch_s": 6.0, "ours_epoch_s": 2.0}])

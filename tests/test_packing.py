@@ -1,7 +1,6 @@
 """Seed packing is exact: a packed member is the separate run of its seed (initialisation, batch
 order, updates) to float tolerance, and each member becomes its own child run."""
 
-import json
 import re
 
 import keras
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness import batches, data, models, packing, runner, sweep
+from harness import batches, data, models, packing, plan, runner
 from tests.conftest import run_sweep
 
 
@@ -134,24 +133,22 @@ def test_sweep_plans_packs_per_configuration_by_cost():
 
     seeds = (4, 2, 0, 1, 3)
     jobs = [job(units, seed) for units in (4, 16, 64) for seed in seeds] + [job(4, 0, epochs=3)]
-    packs = sweep.plan_packs(jobs)
+    packs = plan.plan_packs(jobs)
     # Small models are per-step overhead: five in one pack. At 16 units a pack's k² matmuls
     # start to count: pairs (the fifth seed alone). At 64 they dominate: no packs.
     assert list(packs.values()) == [[[0, 1, 2, 3, 4]], [[0, 1], [2, 3]]]
-    assert sweep.plan_packs([job(4, seed, pack_max_units=0) for seed in (0, 1)]) == {}
-    assert sweep.plan_packs([job(4, 0)]) == {}  # one seed: nothing to pack with
-    # Under JAX a member costs a whole run (measured, sweep.EPOCH_COST): no packs at any size.
-    assert sweep.plan_packs([{**job(units, seed), "backend": "jax"}
+    assert plan.plan_packs([job(4, seed, pack_max_units=0) for seed in (0, 1)]) == {}
+    assert plan.plan_packs([job(4, 0)]) == {}  # one seed: nothing to pack with
+    # Under JAX a member costs a whole run (measured, plan.EPOCH_COST): no packs at any size.
+    assert plan.plan_packs([{**job(units, seed), "backend": "jax"}
                              for units in (1, 4, 16) for seed in seeds]) == {}
     for units in (4, 16, 64):  # the plan is the cheapest way to cut the seeds, by the model
-        planned = sweep.split_seeds(list(range(5)), units, 28)
-        cost = sum(sweep.epoch_cost(units, len(pack), 28) for pack in planned)
-        assert cost <= min(5 * sweep.epoch_cost(units, 1, 28), sweep.epoch_cost(units, 5, 28))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(sweep.PACKS_ENV, json.dumps(packs))
-        assert sweep.job_pack(job(16, 3)) == [2, 3]
-        assert sweep.job_pack(job(16, 4)) is None
-        assert sweep.job_pack(job(64, 4)) is None
+        planned = plan.split_seeds(list(range(5)), units, 28)
+        cost = sum(plan.epoch_cost(units, len(pack), 28) for pack in planned)
+        assert cost <= min(5 * plan.epoch_cost(units, 1, 28), plan.epoch_cost(units, 5, 28))
+    assert plan.job_pack(job(16, 3), packs) == [2, 3]
+    assert plan.job_pack(job(16, 4), packs) is None
+    assert plan.job_pack(job(64, 4), packs) is None
 
 
 def test_eta_cost_model():
@@ -160,7 +157,7 @@ def test_eta_cost_model():
                 "model": {"cell": "lstm", "units": units}, "train": {"epochs": 10}, "seed": seed}
 
     # One LSTM(128) epoch costs ~9× an LSTM(8) one on one thread here (23 s vs 2.5 s, measured).
-    assert 8 < sweep.job_cost(job(128, 0), None) / sweep.job_cost(job(8, 0), None) < 10
-    assert sweep.job_cost(job(8, 1), [0, 1, 2]) == 0  # trained by the pack of seed 0
-    assert sweep.job_cost(job(8, 0), [0, 1, 2]) == pytest.approx(
-        10 * sweep.epoch_cost(8, 3, 28))
+    assert 8 < plan.job_cost(job(128, 0), None) / plan.job_cost(job(8, 0), None) < 10
+    assert plan.job_cost(job(8, 1), [0, 1, 2]) == 0  # trained by the pack of seed 0
+    assert plan.job_cost(job(8, 0), [0, 1, 2]) == pytest.approx(
+        10 * plan.epoch_cost(8, 3, 28))

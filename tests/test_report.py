@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from harness import analyses, report
+from harness import summary as summaries
 from tests.conftest import ROOT, run_sweep
 
 
@@ -27,7 +28,7 @@ def table(accuracies: dict[int, list[float]], **fixed) -> pd.DataFrame:
 
 
 def test_mean_std_and_t_interval():
-    summary = report.summarize(table({8: [0.89, 0.91, 0.93], 16: [0.95, 0.95]}))
+    summary = summaries.summarize(table({8: [0.89, 0.91, 0.93], 16: [0.95, 0.95]}))
     eight = summary[summary["units"] == 8].iloc[0]
     assert eight["n_seeds"] == 3
     assert eight["test_accuracy_mean"] == pytest.approx(0.91)
@@ -37,12 +38,12 @@ def test_mean_std_and_t_interval():
     assert eight["test_accuracy_ci_high"] == pytest.approx(0.91 + half, abs=1e-6)
     sixteen = summary[summary["units"] == 16].iloc[0]
     assert sixteen["test_accuracy_ci_low"] == pytest.approx(0.95)  # no spread, no width
-    one_seed = report.summarize(table({4: [0.5]})).iloc[0]
+    one_seed = summaries.summarize(table({4: [0.5]})).iloc[0]
     assert np.isnan(one_seed["test_accuracy_ci_low"])  # one seed: no interval
 
 
 def test_minimal_units_edge_cases():
-    summary = report.summarize(table({
+    summary = summaries.summarize(table({
         2: [0.50, 0.52, 0.54], 4: [0.80, 0.95, 0.99], 8: [0.93, 0.935, 0.94],
         16: [0.89, 0.89, 0.89], 32: [0.97, 0.97, 0.98],
     }))
@@ -68,7 +69,7 @@ def test_runs_frame_keeps_newest_finished_per_key():
         "params.label_noise": ["0.2", "0.2", "0.2", "0.0", None],
         "metrics.test_accuracy": [0.5, 0.6, np.nan, 0.9, np.nan],
     })
-    frame = report.runs_frame(runs)
+    frame = summaries.runs_frame(runs)
     assert sorted(frame["run_id"]) == ["b", "d"]  # newest FINISHED of k1; the parent dropped
     assert frame["units"].dtype.kind in "if" and frame["label_noise"].dtype.kind == "f"
 
@@ -83,12 +84,12 @@ def test_fano_bits_against_hand_computed_values():
 
 
 def test_auto_picks_the_analysis_from_what_was_swept():
-    units = report.summarize(table({4: [0.5, 0.6], 8: [0.7, 0.8]}))
-    assert report.choose_analysis("auto", units) == "capacity"
-    assert report.choose_analysis("auto", units.assign(label_noise=1.0)) == "memorization"
+    units = summaries.summarize(table({4: [0.5, 0.6], 8: [0.7, 0.8]}))
+    assert summaries.choose_analysis("auto", units) == "capacity"
+    assert summaries.choose_analysis("auto", units.assign(label_noise=1.0)) == "memorization"
     batches = pd.concat([units[units["units"] == 4].assign(batch_size=b) for b in (16, 64)])
-    assert report.choose_analysis("auto", batches) == "batch_timesteps"
-    assert report.choose_analysis("double_descent", units) == "double_descent"
+    assert summaries.choose_analysis("auto", batches) == "batch_timesteps"
+    assert summaries.choose_analysis("double_descent", units) == "double_descent"
 
 
 def test_report_files(smoke_report):
@@ -118,6 +119,7 @@ def test_report_logged_on_parent(smoke_report):
                       ("summary.csv", "capacity.png", "overfitting.png", "report.md")}
 
 
+@pytest.mark.slow
 def test_explain_the_questions_model():
     result = subprocess.run(
         ["make", "-s", "explain", "ARGS=data=motifs model.units=64"],
@@ -158,6 +160,7 @@ def tiny_report(tmp_path, study: str, *overrides: str):
     return folder, text, answer, pd.read_csv(folder / "summary.csv")
 
 
+@pytest.mark.slow
 def test_batch_timesteps_report(tmp_path):
     folder, text, answer, summary = tiny_report(
         tmp_path, "batch_timesteps_mnist", "train.batch_size=4,16", "data.timesteps=14,28",
@@ -179,6 +182,7 @@ def test_batch_timesteps_report(tmp_path):
     assert "90%" not in text
 
 
+@pytest.mark.slow
 def test_memorization_report(tmp_path):
     folder, text, answer, _ = tiny_report(
         tmp_path, "memorize", "model.units=2,4", "data.train_size=20,40", "seed=0",
@@ -196,6 +200,7 @@ def test_memorization_report(tmp_path):
     assert "90%" not in text
 
 
+@pytest.mark.slow
 def test_double_descent_report(tmp_path):
     folder, text, answer, summary = tiny_report(
         tmp_path, "double_descent", "model.units=1,4", "data.label_noise=0.0,0.2", "seed=0,1",
@@ -211,6 +216,7 @@ def test_double_descent_report(tmp_path):
     assert "90%" not in text
 
 
+@pytest.mark.slow
 def test_capacity_report_with_its_own_target(tmp_path):
     folder, text, answer, summary = tiny_report(
         tmp_path, "units_motifs", "model.units=1,2", "budget=motifs_n500", "seed=0,1",
@@ -219,7 +225,10 @@ def test_capacity_report_with_its_own_target(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == [
         "capacity.png", "overfitting.png", "report.md", "summary.csv"
     ]
-    assert "75%" in answer and ("No size reaches 75%" not in answer or "50.00%" in answer)
+    # one epoch on 40 sequences stays near chance: the answer says so against the study's own
+    # target and the task's chance level, not MNIST's
+    assert "No size reaches 75% mean test accuracy" in answer
+    assert "against chance, 50.00%)" in answer
     assert "90%" not in text
     best = summary.loc[summary["test_accuracy_mean"].idxmax()]
     assert f"{best['test_accuracy_mean']:.2%}" in answer

@@ -16,6 +16,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT, free_port, run_sweep, tracking_server
 
+pytestmark = pytest.mark.slow  # real sweeps, servers and processes
+
 TINY = ["data.train_size=300", "data.val_size=100", "train.epochs=1"]
 
 

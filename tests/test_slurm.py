@@ -36,6 +36,7 @@ def slurm_ready() -> str | None:
 
 pytestmark = [
     pytest.mark.slurm,
+    pytest.mark.slow,
     pytest.mark.skipif(slurm_ready() is not None, reason=str(slurm_ready())),
 ]
 

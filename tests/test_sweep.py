@@ -118,12 +118,12 @@ def test_quiet_console(smoke):
 
 def test_jobs_composed_once_per_group_choice_equal_hydras_own():
     """The sweep composes each choice of config groups once and applies the value overrides
-    itself (sweep.composed_jobs): every job's config equals the one Hydra composes for it."""
+    itself (composition.composed_jobs): every job's config equals the one Hydra composes for it."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    from harness import sweep
+    from harness import compose as composition
 
     jobs = [
         ["model=gru", "model.units=4", "seed=1"],
@@ -131,15 +131,15 @@ def test_jobs_composed_once_per_group_choice_equal_hydras_own():
         ["model=gru", "model.units=16", "seed=0", "train.epochs=3"],
         ["data=motifs", "budget=n1000", "model.units=4", "seed=5"],
     ]
-    with initialize_config_dir(config_dir=str(sweep.CONF), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(composition.CONF), version_base="1.3"):
         master = compose("config", return_hydra_config=True)
         loader = GlobalHydra.instance().config_loader()
         expected = []
         for overrides in jobs:
             composed = loader.load_sweep_config(master, overrides)
             HydraConfig.instance().set_config(composed)
-            expected.append(sweep.job_config(composed))
-        assert sweep.composed_jobs(master, jobs) == expected
+            expected.append(composition.job_config(composed))
+        assert composition.composed_jobs(master, jobs) == expected
     assert [job["model"]["cell"] for job in expected] == ["gru", "lstm", "gru", "lstm"]
     assert expected[1]["data"]["train_size"] == 300 and expected[3]["data"]["name"] == "motifs"
 
@@ -154,7 +154,7 @@ def test_parallel_workers_compose_each_group_choice_once_as_hydra_would():
     from hydra_plugins.harness_launcher import parallel
     from omegaconf import OmegaConf
 
-    from harness import sweep
+    from harness import compose as composition
 
     jobs = [
         ["model.units=8", "seed=2", "jobs=2", "force=false"],
@@ -163,8 +163,8 @@ def test_parallel_workers_compose_each_group_choice_once_as_hydra_would():
         ["model.units=8", "seed=3", "data.train_size=300", "jobs=2", "force=false"],
         ["data=motifs", "budget=n1000", "model.units=4", "seed=5"],
     ]
-    sweep._worker_compositions.clear()
-    with initialize_config_dir(config_dir=str(sweep.CONF), version_base="1.3"):
+    composition._worker_compositions.clear()
+    with initialize_config_dir(config_dir=str(composition.CONF), version_base="1.3"):
         master = compose("config", return_hydra_config=True)
         hydras = GlobalHydra.instance().config_loader()
         ours = parallel.ComposingOnceLoader(hydras.get_search_path())
@@ -174,7 +174,7 @@ def test_parallel_workers_compose_each_group_choice_once_as_hydra_would():
             assert OmegaConf.to_container(got) == OmegaConf.to_container(expected)
             assert OmegaConf.is_struct(got) == OmegaConf.is_struct(expected)
             assert got.hydra.overrides.task == overrides
-    assert len(sweep._worker_compositions) == 3  # no groups chosen; model=gru; data=motifs budget=n1000
+    assert len(composition._worker_compositions) == 3  # no groups chosen; model=gru; data=motifs budget=n1000
     assert OmegaConf.to_container(got)["data"]["name"] == "motifs"
-    assert [OmegaConf.to_container(c)["model"]["cell"] for c in sweep._worker_compositions.values()] == [
+    assert [OmegaConf.to_container(c)["model"]["cell"] for c in composition._worker_compositions.values()] == [
         "lstm", "gru", "lstm"]

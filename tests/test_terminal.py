@@ -110,21 +110,22 @@ def test_a_job_takes_plain_data_to_its_worker(launcher, tmp_path, monkeypatch):
     from hydra.core.singleton import Singleton
     from hydra.types import HydraContext
 
-    from harness import console, sweep
+    from harness import console, study, sweep
 
     environ = dict(os.environ)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.setattr(console, "live_wanted", lambda: True)  # as in a terminal
-    overrides = [f"hydra.searchpath=[file://{sweep.CONF}]", f"hydra/launcher={launcher}",
+    overrides = [f"hydra.searchpath=[file://{study.CONF}]", f"hydra/launcher={launcher}",
                  f"report.out={tmp_path}", "jobs=2"]
     try:
-        with initialize_config_dir(config_dir=str(sweep.EXPERIMENTS), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(study.EXPERIMENTS), version_base="1.3"):
             config = compose("smoke", overrides=overrides, return_hydra_config=True)
             HydraConfig.instance().set_config(config)
             callbacks = Callbacks(config)
             callback = next(c for c in callbacks.callbacks if isinstance(c, sweep.SweepCallback))
             callback.on_multirun_start(config)
-            assert callback.live is not None and callback.parent
+            submitting = sweep._submitting
+            assert submitting.live is not None and submitting.parent
             try:
                 context = HydraContext(
                     config_loader=GlobalHydra.instance().config_loader(), callbacks=callbacks)
@@ -132,7 +133,8 @@ def test_a_job_takes_plain_data_to_its_worker(launcher, tmp_path, monkeypatch):
                     hydra_context=context, task_function=sweep.job, config=config)
                 payload = cloudpickle.dumps((launcher_object, Singleton.get_state()))
             finally:
-                callback.stop_live()
+                submitting.stop_live()
+                sweep._submitting = None
     finally:
         GlobalHydra.instance().clear()
         os.environ.clear()

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -21,13 +19,15 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
 )
 from omegaconf import OmegaConf
 
+from harness import tracking
+from harness.console import fail
+from harness.plan import SweepState
+
 
 class SlurmLauncher(SubmititSlurmLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]],
                initial_job_idx: int) -> Sequence[JobReturn]:
         import submitit
-
-        from harness.sweep import IDLE_ENV
 
         # Executor and parameters exactly as the plugin builds them.
         executor = submitit.AutoExecutor(
@@ -43,7 +43,7 @@ class SlurmLauncher(SubmititSlurmLauncher):
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         # Jobs with nothing to train (finished already, packed into another job) are not
         # submitted: on a cluster each task waits in the queue and starts Python for nothing.
-        idle = set(json.loads(os.environ.get(IDLE_ENV, "[]")))
+        idle = set(SweepState.current().idle)
         numbers = [initial_job_idx + offset for offset in range(len(job_overrides))]
         submit = [number for number in numbers if number not in idle]
         print(f"slurm: {len(submit)} of {len(numbers)} jobs submitted as one array"
@@ -73,11 +73,8 @@ class SlurmLauncher(SubmititSlurmLauncher):
     def refused(self, message: str) -> None:
         """sbatch refused the array (no job ran): the sweep's parent run FAILED, then one line
         naming the setting to change and exit 2."""
-        from harness import tracking
-        from harness.sweep import PARENT_ENV, fail
-
         uri = tracking.connect(self.config.tracking.uri)
-        tracking.finish_parent(uri, os.environ[PARENT_ENV], "FAILED", {"submitted": 0})
+        tracking.finish_parent(uri, SweepState.current().parent, "FAILED", {"submitted": 0})
         reason = next((line.strip() for line in message.splitlines() if line.strip()), message)
         hint = ("; on a partition without GPUs set hydra.launcher.gpus_per_node=null "
                 "(ARGS='hydra.launcher.gpus_per_node=null')" if "gres" in reason.lower() else

@@ -16,15 +16,15 @@ from hydra.types import HydraContext, TaskFunction
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from omegaconf import DictConfig
 
+from harness.compose import sweep_job_config
+
 
 class ComposingOnceLoader(ConfigLoaderImpl):
     """Hydra's config loader; a sweep job's config from its choice of groups composed once
-    (harness.sweep.sweep_job_config)."""
+    (harness.compose.sweep_job_config)."""
 
     def load_sweep_config(self, master_config: DictConfig,
                           sweep_overrides: Sequence[str]) -> DictConfig:
-        from harness.sweep import sweep_job_config
-
         return sweep_job_config(self, master_config, list(sweep_overrides),
                                 compose=super().load_sweep_config)
 

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# The GPU measurement of the Keras backends on a lent GPU machine that has PyTorch and JAX with
-# CUDA but no TensorFlow and no network (the project's `device` tool; at most 64 MiB travels).
-#   here:  bash harness/gpu_device.sh fetch        wheels the harness needs there (~40 MB, Python
-#                                                  3.12, x86-64) and MNIST into .whl/ (git-ignored)
-#   there: bash harness/gpu_device.sh run jax      (device run with carry [".whl"]; then torch)
+# The GPU measurement of the Keras backends on a GPU machine that has PyTorch and JAX with CUDA
+# but no TensorFlow and no network (what reaches it is copied over with the working tree).
+#   here:  bash harness/scripts/gpu_device.sh fetch     wheels the harness needs there (~40 MB,
+#                                      Python 3.12, x86-64) and MNIST into .whl/ (git-ignored)
+#   there: bash harness/scripts/gpu_device.sh run jax   (with .whl/ copied over; then torch)
 # `run BACKEND` installs the carried wheels beside the machine's own torch/jax, runs the smoke
 # sweep and the full units_mnist study on the GPU with that backend, samples GPU utilisation
 # once a second, and leaves in $OUT/BACKEND/: the report (units_mnist/report.md, summary.csv with
 # s/epoch per size), the MLflow database (per-epoch times of every run) and the utilisation log.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 WHEELS=.whl
 # What the harness needs that the GPU machine lacks (its own numpy, pandas, matplotlib, scipy,
 # rich, torch and jax stay); versions as in requirements.txt.

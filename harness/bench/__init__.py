@@ -1,12 +1,12 @@
 """`make bench`: the harness against the naive Keras way on the same grid, seeds and epochs, in
 one run on one machine. Writes results/bench/bench.json and bench.md.
 
-Baseline: one fresh Python process per (units, seed) running harness/naive_keras.py, one after
+Baseline: one fresh Python process per (units, seed) running harness/bench/naive_keras.py, one after
 another. Ours: `python -m harness units_mnist` on the same grid into a temporary MLflow store,
 JOBS worker processes, on the study's backend (JAX: XLA compiles each training step, and the
 seeds of a size share the compiled programs); under TensorFlow the seeds of each size up to
 PACK_MAX_UNITS train packed as the sweep's cost model plans (harness/packing.py,
-sweep.plan_packs), the LSTM loop in TensorFlow's fused CPU kernel (harness/fused.py).
+plan.plan_packs), the LSTM loop in TensorFlow's fused CPU kernel (harness/fused.py).
 Also: the matmul rate measured in the same run for the threads each side's jobs had (before and
 after), analytic training FLOPs per epoch and the % of that bound each epoch reaches, peak RSS of
 each side. `--baseline=skip` runs ours alone: the study-level figure (our wall time against the
@@ -28,6 +28,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness.backend import JAX_CACHE
+from harness.console import fail
 
 UNITS_MNIST = {"units": [1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128], "seeds": [0, 1, 2, 3, 4]}
 GRIDS = {
@@ -96,9 +99,9 @@ def _timed(command: list[str], env: dict) -> tuple[subprocess.CompletedProcess, 
 
 
 def run_naive(units: int, seed: int, epochs: int, env: dict) -> tuple[dict, int]:
-    """One fresh `python -m harness.naive_keras` process: its JSON line with the process's wall
+    """One fresh `python -m harness.bench.naive_keras` process: its JSON line with the process's wall
     time added, and its peak RSS in MiB."""
-    process, wall, rss = _timed([sys.executable, "-m", "harness.naive_keras", str(units),
+    process, wall, rss = _timed([sys.executable, "-m", "harness.bench.naive_keras", str(units),
                                  str(seed), str(epochs)], env)
     if process.returncode:
         raise RuntimeError(f"baseline units={units} seed={seed} failed:\n"
@@ -189,8 +192,6 @@ def paired_summary(units: int, threads: int, pairs: list[dict]) -> dict:
 def compiled_programs(env: dict) -> set[str]:
     """The programs in JAX's compilation cache (harness/backend.py) that a sweep with `env` uses:
     the ones our sweep adds were compiled inside its wall time, not loaded."""
-    from harness.backend import JAX_CACHE
-
     folder = Path(env.get("JAX_COMPILATION_CACHE_DIR") or JAX_CACHE)
     return {path.name for path in folder.glob("*-cache")} if folder.is_dir() else set()
 
@@ -340,7 +341,8 @@ def study_bound(result: dict, rates: dict | None = None) -> dict:
 
 
 def targets(result: dict) -> list[str]:
-    """The issue's targets, each met or MISSED with its number and what limits it."""
+    """The bench's targets (6× the naive way on the default grid, ≤ 2× the FLOP bound for the
+    full study, 2× per LSTM(128) seed), each met or MISSED with its number and what limits it."""
     lines = []
     per_units = result["per_units"]
     largest = max(per_units)
@@ -532,11 +534,6 @@ def default_out(grid: str, with_baseline: bool) -> str:
     return "results/bench" if grid == "default" else f"results/bench/{grid}"
 
 
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__)
     parser.add_argument("--grid", default="default")
@@ -606,7 +603,3 @@ def main(argv: list[str] | None = None) -> None:
     (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "bench.md").write_text(markdown(result))
     print(markdown(result))
-
-
-if __name__ == "__main__":
-    main()

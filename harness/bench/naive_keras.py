@@ -2,7 +2,7 @@
 fresh process per (units, seed). Deliberately plain — no harness code but the data loader, so
 both sides see the same images.
 
-`python -m harness.naive_keras UNITS SEED EPOCHS` prints one JSON line with its timings."""
+`python -m harness.bench.naive_keras UNITS SEED EPOCHS` prints one JSON line with its timings."""
 
 import json
 import os
