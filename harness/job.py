@@ -68,9 +68,9 @@ def freeze_imports() -> None:
 
 
 def leave_interrupts_to_the_sweep(sweep: SweepState) -> None:
-    """In a process the sweep started on this machine (a parallel worker, a submitit local
-    job), ignore Ctrl-C, which the terminal sends to the whole process group: the sweep ends
-    such processes and marks their runs KILLED (sweep.Sweep.interrupted). Raised here, the
+    """In a process other than the one that submitted the sweep (a parallel worker, a submitit
+    job), ignore Ctrl-C, which a terminal sends to its whole process group: the sweep ends the
+    processes it started and marks their runs KILLED (sweep.Sweep.interrupted). Raised here, the
     KeyboardInterrupt could land in a garbage-collection callback, where Python prints a
     traceback and carries on training."""
     if sweep.submitter and os.getpid() != sweep.submitter:
@@ -81,13 +81,13 @@ def leave_interrupts_to_the_sweep(sweep: SweepState) -> None:
 def job(cfg: DictConfig) -> str:
     """One Hydra job = one child run (a pack's runs are made by the job of its first seed).
     A failure is recorded and the sweep goes on."""
+    sweep = SweepState.current()
+    leave_interrupts_to_the_sweep(sweep)  # first: the imports below take seconds
     config = job_config(cfg)
     backend.use(config["backend"])  # in a worker the sweep started, KERAS_BACKEND is set already
     share_gpus(config)
     freeze_imports()
     uri = tracking.connect(config["tracking"]["uri"])
-    sweep = SweepState.current()
-    leave_interrupts_to_the_sweep(sweep)
     pack = job_pack(config, sweep.packs)
     hydra_job = HydraConfig.get()
     log = Path(hydra_job.runtime.output_dir) / f"{hydra_job.job.name}.log"

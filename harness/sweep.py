@@ -181,6 +181,7 @@ class Sweep:
             return
         print(f"\n{report.answer_text(path.read_text())}\nreport: {path}", flush=True)
 
+
 # The sweep submitted from this process, for Ctrl-C (main) and the end of the multirun.
 _submitting: Sweep | None = None
 

@@ -486,7 +486,7 @@ def seed_test_text(result: dict) -> str:
         return "Welch's t-test over seeds: not computable (no spread on either side)."
     differ = [units for units, p in tests.items() if p < 0.05]
     smallest = min(tests, key=tests.get)
-    return (f"Welch's t-test of the two sides' seeds, per size: "
+    return ("Welch's t-test of the two sides' seeds, per size: "
             + (f"the means differ at p < 0.05 at {', '.join(map(str, differ))} units"
                if differ else "no size's means differ at p < 0.05")
             + f" (smallest p {tests[smallest]:.2f}, at {smallest} units; {len(tests)} sizes "

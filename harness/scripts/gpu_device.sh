@@ -24,8 +24,8 @@ fetch() {
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
     --find-links "$WHEELS" -d "$WHEELS" "${NEEDED[@]}"
-  # Drop what the machine has (its package list: /work/.library/device/KINDS.md): two versions
-  # of one package stop the install there, and the carry limit is 64 MiB.
+  # Drop what such a machine has already (numpy, pandas, ... beside torch/jax): two versions of
+  # one package stop the install there, and at most 64 MiB can be copied over.
   (cd "$WHEELS" && rm -f numpy-* pandas-* scipy-* matplotlib-* pillow-* requests-* urllib3-* \
     certifi-* idna-* charset_normalizer-* packaging-* protobuf-* pyyaml-* PyYAML-* jinja2-* \
     markupsafe-* MarkupSafe-* werkzeug-* click-* rich-* markdown_it_py-* mdurl-* pygments-* \

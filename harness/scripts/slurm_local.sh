@@ -2,14 +2,13 @@
 # A one-node Slurm with real accounting on this machine, for tests and demos (make slurm-up /
 # make slurm-down). Debian's packages, no systemd, no cgroups: munged, MariaDB, slurmdbd,
 # slurmctld and slurmd started by hand, their state under $SLURM_LOCAL_DIR, their pids recorded
-# so that `down` stops exactly what `up` started. Needs root on Debian; measured facts behind
-# each setting: ../shared/notes/slurm-here.md.
+# so that `down` stops exactly what `up` started. Needs root on Debian.
 set -euo pipefail
 
 DIR=${SLURM_LOCAL_DIR:-/var/lib/harness-slurm}
 CONF=/etc/slurm/slurm.conf
 DBD_CONF=/etc/slurm/slurmdbd.conf
-MARKER="# written by harness/slurm_local.sh"
+MARKER="# written by harness/slurm_local.sh"  # the script's first path: configs written then still match
 DB_PORT=6820           # MariaDB for slurmdbd only, on loopback (6817-6819 are Slurm's own)
 PACKAGES=(slurmctld slurmd slurm-client slurmdbd munge mariadb-server mariadb-client)
 
