@@ -15,7 +15,8 @@ from scipy import stats
 
 from harness.models import explain
 from harness.summary import (
-    aggregate, band, finish, fmt, groups, markdown, pct, pyplot, save, swept_factors, with_ci,
+    MIN_SEEDS_FOR_CI, aggregate, band, finish, fmt, groups, markdown, pct, pyplot, save,
+    swept_factors, with_ci,
 )
 
 COLLINS_BITS_PER_PARAM = 5.0  # Collins, Sohl-Dickstein & Sussillo 2017, any RNN cell
@@ -28,6 +29,11 @@ class Analysis:
     sections: list[str] = field(default_factory=list)  # markdown blocks after it
     plots: dict[str, Callable[[Path], None]] = field(default_factory=dict)  # file → writer
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # further CSV files
+
+
+def interval_name(row) -> str:
+    """What a row's interval is (harness/summary.py:interval)."""
+    return "95% CI" if row["n_seeds"] >= MIN_SEEDS_FOR_CI else "seed range"
 
 
 def seeds(row) -> str:
@@ -135,13 +141,13 @@ def capacity_answer(summary: pd.DataFrame, target: float) -> list[str]:
         text = (
             f"- {heading}The smallest LSTM whose mean test accuracy reaches {target:.0%} has "
             f"**{by_mean} units** ({int(row['param_count']):,} parameters): "
-            f"{pct(row['test_accuracy_mean'])} (95% CI {pct(row['test_accuracy_ci_low'])} – "
+            f"{pct(row['test_accuracy_mean'])} ({interval_name(row)} {pct(row['test_accuracy_ci_low'])} – "
             f"{pct(row['test_accuracy_ci_high'])}, {seeds(row)}). "
         )
         text += (
-            f"The smallest whose whole CI is above {target:.0%}: **{by_ci} units**. "
+            f"The smallest whose whole interval is above {target:.0%}: **{by_ci} units**. "
             if by_ci is not None
-            else f"No size has its whole CI above {target:.0%}. "
+            else f"No size has its whole interval above {target:.0%}. "
         )
         dips = non_monotone(group, target, "test_accuracy_mean")
         if dips:
@@ -169,7 +175,7 @@ def capacity_table(summary: pd.DataFrame) -> str:
         cells |= {
             "params": f"{int(row['param_count']):,}",
             "seeds": str(int(row["n_seeds"])),
-            "test acc (95% CI)": with_ci(row, "test_accuracy"),
+            "test acc (interval)": with_ci(row, "test_accuracy"),
             "train acc": pct(row["train_accuracy_mean"]),
         }
         if noisy:
@@ -200,7 +206,7 @@ def plot_capacity(summary: pd.DataFrame, target: float, path: Path) -> None:
     axes.axhline(chance, color="black", linestyle="-.", linewidth=0.8,
                  label=f"chance {chance:.0%}")
     finish(figure, axes, xlabel="parameters (log scale; labels: units)",
-           ylabel="accuracy (mean, 95% CI band)", title="Accuracy against capacity")
+           ylabel="accuracy (mean, interval band)", title="Accuracy against capacity")
     save(figure, path)
 
 
@@ -213,7 +219,7 @@ def plot_overfitting(summary: pd.DataFrame, path: Path) -> None:
         band(axes, group, "generalization_gap", "-o", label or "gap")
     axes.axhline(0, color="grey", linewidth=0.8)
     finish(figure, axes, xlabel="parameters (log scale)",
-           ylabel="train accuracy − test accuracy (mean, 95% CI)",
+           ylabel="train accuracy − test accuracy (mean, interval)",
            title="Generalization gap against capacity")
     save(figure, path)
 
@@ -226,7 +232,7 @@ def weight_shapes(row: pd.Series) -> str:
 
 
 def plot_learning_curves(curves: pd.DataFrame, chance: float, target: float, path: Path) -> None:
-    """Training and validation accuracy per epoch, mean over seeds with 95% CI bands."""
+    """Training and validation accuracy per epoch, mean over seeds with interval bands."""
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for metric, style in (("accuracy", "--"), ("val_accuracy", "-")):
@@ -238,7 +244,7 @@ def plot_learning_curves(curves: pd.DataFrame, chance: float, target: float, pat
             band(axes, pd.DataFrame(rows), "value", style, label, x="epoch")
     axes.axhline(target, color="grey", linestyle=":", label=f"target {target:.0%}")
     axes.axhline(chance, color="black", linestyle="-.", linewidth=0.8, label=f"chance {chance:.0%}")
-    finish(figure, axes, xlabel="epoch", ylabel="accuracy (mean over seeds, 95% CI)",
+    finish(figure, axes, xlabel="epoch", ylabel="accuracy (mean over seeds, interval)",
            title="Learning curves", xscale="linear")
     save(figure, path)
 
@@ -381,7 +387,7 @@ def plot_throughput(summary: pd.DataFrame, path: Path) -> None:
     batches = np.array(sorted(summary["batch_size"].unique()), dtype=float)
     axes.plot(batches, start * batches / batches[0], "k:", label="slope 1 (linear in batch)")
     axes.set_yscale("log")
-    finish(figure, axes, xlabel="batch size (log)", ylabel="training samples/s (log; 95% CI)",
+    finish(figure, axes, xlabel="batch size (log)", ylabel="training samples/s (log; interval)",
            title="Throughput against batch size")
     save(figure, path)
 
@@ -393,7 +399,7 @@ def plot_batch_accuracy(summary: pd.DataFrame, path: Path) -> None:
     for timesteps, group in summary.groupby("timesteps"):
         band(left, group, "test_accuracy", "-o", f"{int(timesteps)} steps", x="batch_size")
         band(right, group, "train_loss", "-o", f"{int(timesteps)} steps", x="batch_size")
-    finish(figure, left, xlabel="batch size (log)", ylabel="test accuracy (95% CI)",
+    finish(figure, left, xlabel="batch size (log)", ylabel="test accuracy (interval)",
            title=f"Test accuracy at equal epochs ({epochs})")
     finish(figure, right, xlabel="batch size (log)", ylabel="training loss, final weights",
            title=f"Final training loss at equal epochs ({epochs})")
@@ -406,7 +412,7 @@ def plot_timesteps(summary: pd.DataFrame, path: Path) -> None:
     for batch, group in summary.groupby("batch_size"):
         band(axes, group, "test_accuracy", "-o", f"batch {int(batch)}", x="timesteps")
     finish(figure, axes, xlabel="time steps per image (log; 784 / steps pixels each)",
-           ylabel="test accuracy (95% CI)", title="Test accuracy against time steps")
+           ylabel="test accuracy (interval)", title="Test accuracy against time steps")
     save(figure, path)
 
 
@@ -416,8 +422,8 @@ def batch_timesteps(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis
         {
             "batch_size": int(row["batch_size"]), "timesteps": int(row["timesteps"]),
             "seeds": int(row["n_seeds"]),
-            "samples/s (95% CI)": with_ci(row, "samples_per_s", lambda v: f"{v:,.0f}"),
-            "test acc (95% CI)": with_ci(row, "test_accuracy"),
+            "samples/s (interval)": with_ci(row, "samples_per_s", lambda v: f"{v:,.0f}"),
+            "test acc (interval)": with_ci(row, "test_accuracy"),
             "final train loss": f"{row['train_loss_mean']:.3f}",
             "s/epoch": f"{row['epoch_time_s_mean']:.1f}",
         }
@@ -456,7 +462,7 @@ def fano_bits(examples, fit_accuracy, classes: int):
 
 def memorization_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (units, train_size): fit accuracy on the random labels and the bits it stores, over
-    seeds (mean and 95% CI), and bits per parameter."""
+    seeds (mean and interval), and bits per parameter."""
     random = frame[(frame["label_noise"] == 1.0) & frame["fit_accuracy"].notna()].copy()
     random["bits"] = fano_bits(random["train_size"], random["fit_accuracy"],
                                int(random["num_classes"].iloc[0]))
@@ -477,7 +483,7 @@ def memorization_answer(table: pd.DataFrame, budget: str) -> list[str]:
         fitted = group[group["fit_accuracy_mean"] >= FITTED]
         largest = group.iloc[-1]
         lines.append(
-            f"- **LSTM({units})** ({int(best['param_count']):,} parameters): at most "
+            f"- **LSTM({units})** ({int(best['param_count']):,} parameters): at least "
             f"**{best['bits_per_param_mean']:.2f} bits per parameter** "
             f"({best['bits_mean']:,.0f} bits, fitting {pct(best['fit_accuracy_mean'])} of "
             f"{int(best['train_size']):,} random labels). "
@@ -523,7 +529,7 @@ def plot_memorization(table: pd.DataFrame, classes: int, path: Path) -> None:
     right.axhline(COLLINS_BITS_PER_PARAM, color="grey", linestyle=":",
                   label="Collins et al. 2017 (~5)")
     finish(figure, left, xlabel="random-label training images (log)",
-           ylabel="fit accuracy on its random labels (95% CI)", title="How much is fitted")
+           ylabel="fit accuracy on its random labels (interval)", title="How much is fitted")
     finish(figure, right, xlabel="random-label training images (log)",
            ylabel="bits stored per parameter (Fano bound)", title="Bits per parameter")
     right.set_yscale("log")
@@ -537,9 +543,9 @@ def memorization(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis:
         {
             "units": int(row["units"]), "params": f"{int(row['param_count']):,}",
             "train_size": f"{int(row['train_size']):,}", "seeds": int(row["n_seeds"]),
-            "fit acc (95% CI)": with_ci(row, "fit_accuracy"),
+            "fit acc (interval)": with_ci(row, "fit_accuracy"),
             "bits stored": f"{row['bits_mean']:,.0f}",
-            "bits/param (95% CI)": with_ci(row, "bits_per_param", lambda v: f"{v:.3f}"),
+            "bits/param (interval)": with_ci(row, "bits_per_param", lambda v: f"{v:.3f}"),
         }
         for _, row in table.iterrows()
     ])
@@ -568,7 +574,7 @@ def with_errors(summary: pd.DataFrame) -> pd.DataFrame:
 def descent(group: pd.DataFrame) -> dict:
     """For one label-noise level, sorted by size: the interpolation threshold (smallest size
     fitting ≥ 99% of its training labels), the largest rise of test error after a lower error
-    at a smaller size (the peak), and the error beyond it. Significant = 95% CIs apart."""
+    at a smaller size (the peak), and the error beyond it. Significant = intervals apart."""
     group = group.sort_values("param_count").reset_index(drop=True)
     error = group["test_error_mean"].to_numpy()
     low = group["test_error_ci_low"].to_numpy()
@@ -619,7 +625,7 @@ def double_descent_answer(summary: pd.DataFrame) -> list[str]:
             head += (
                 f"test error falls to {pct(peak['dip_error'])} at {peak['dip']} units, rises to "
                 f"**{pct(peak['error'])} at {peak['at']} units** (+{peak['rise']:.1%}; "
-                f"{'95% CIs apart' if peak['significant'] else 'within seed noise'}"
+                f"{'intervals apart' if peak['significant'] else 'within seed noise'}"
                 + (f"; {'near' if near else 'not near'} the interpolation threshold"
                    if threshold is not None else "")
                 + ")"
@@ -627,7 +633,7 @@ def double_descent_answer(summary: pd.DataFrame) -> list[str]:
             if peak["after"] is not None:
                 head += (
                     f", then falls again to {pct(peak['after_error'])} at {peak['after']} "
-                    f"units ({'a second descent, CIs apart' if peak['second_descent'] else 'not CI-separated from the peak'})."
+                    f"units ({'a second descent, intervals apart' if peak['second_descent'] else 'not interval-separated from the peak'})."
                 )
             else:
                 head += ", at the largest size tried."
@@ -650,7 +656,7 @@ def plot_double_descent(summary: pd.DataFrame, path: Path) -> None:
         axes.annotate(f"{int(row['units'])}", (row["param_count"], row["test_error_mean"]),
                       textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
     finish(figure, axes, xlabel="parameters (log scale; labels: units)",
-           ylabel="error (mean, 95% CI band)", title="Test error against capacity")
+           ylabel="error (mean, interval band)", title="Test error against capacity")
     save(figure, path)
 
 
@@ -661,7 +667,7 @@ def double_descent(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis:
         {
             "units": int(row["units"]), "label_noise": fmt(row["label_noise"]),
             "params": f"{int(row['param_count']):,}", "seeds": int(row["n_seeds"]),
-            "test error (95% CI)": with_ci(row, "test_error"),
+            "test error (interval)": with_ci(row, "test_error"),
             "training error (its labels)": pct(row["fit_error_mean"]),
             "train acc (clean labels)": pct(row["train_accuracy_mean"]),
         }

@@ -17,6 +17,8 @@ INSTALL = {
     "torch": "make install-torch (requirements-torch.txt)",
 }
 ANALYSES = ("auto", "capacity", "batch_timesteps", "memorization", "double_descent")
+# Training settings a report may choose per configuration on validation (report.select).
+SELECTABLE = ("train.learning_rate", "train.epochs", "train.patience", "train.batch_size")
 # The sections that change a result; launcher, tracking and output paths are left out.
 RESULT_AFFECTING = ("data", "model", "train", "seed")
 BATCH_ORDER = "seed-epoch"  # harness/batches.py: one permutation per (seed, epoch)
@@ -33,6 +35,8 @@ def run_key(config: dict) -> str:
     affecting = {section: config[section] for section in RESULT_AFFECTING}
     if config.get("backend", "tensorflow") != "tensorflow":  # TensorFlow keys predate the key
         affecting["backend"] = config["backend"]
+    if not affecting["train"].get("patience"):  # training every epoch, as before the key
+        affecting["train"] = {k: v for k, v in affecting["train"].items() if k != "patience"}
     # Runs from before the harness owned the batch order (Keras's shuffle, packs sharing one
     # order) are other results and must not count as finished.
     affecting["batch_order"] = BATCH_ORDER
@@ -65,6 +69,10 @@ def check_config(config: dict) -> None:
         raise ConfigError(
             f"train.learning_rate: {train['learning_rate']!r} is not allowed; use a number > 0"
         )
+    patience = train.get("patience", 0)
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        raise ConfigError(f"train.patience: {patience!r} is not allowed; use an integer ≥ 0 "
+                          "(0: no early stopping)")
     seed = config["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed: {seed!r} is not allowed; use an integer ≥ 0")
@@ -102,6 +110,10 @@ def check_report(report: dict) -> None:
     target = report.get("target", 0.9)
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
         raise ConfigError(f"report.target: {target!r} is not allowed; use a number in (0, 1]")
+    select = report.get("select") or []
+    if not isinstance(select, (list, tuple)) or any(key not in SELECTABLE for key in select):
+        raise ConfigError(f"report.select: {select!r} is not allowed; use a list of "
+                          f"{', '.join(SELECTABLE)}")
     out = report.get("out", "results")
     if not isinstance(out, str) or not out:
         raise ConfigError(f"report.out: {out!r} is not allowed; use a folder path")

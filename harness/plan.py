@@ -106,7 +106,8 @@ def plan_packs(configs: list[dict]) -> dict[str, list[list[int]]]:
     Group key → its packs of two seeds or more."""
     groups: dict[str, tuple[dict, set[int]]] = {}
     for config in configs:
-        if config["model"]["units"] <= config["pack_max_units"]:
+        if (config["model"]["units"] <= config["pack_max_units"]
+                and not config["train"].get("patience")):  # early stopping: each seed alone
             groups.setdefault(pack_group(config), (config, set()))[1].add(config["seed"])
     plan = {}
     for key, (config, seeds) in groups.items():

@@ -20,7 +20,10 @@ import pandas as pd
 from harness import analyses, tracking
 from harness.config import ANALYSES
 from harness.study import report_settings, study_header
-from harness.summary import choose_analysis, runs_frame, summarize
+from harness.summary import (
+    CONFIG_COLUMNS, choose_analysis, fmt, interval_text, markdown, pct, runs_frame, select,
+    summarize,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -38,12 +41,21 @@ def write_report(
     if frame.empty:
         raise ValueError(f"STUDY: {study!r} has no FINISHED runs; run `make sweep STUDY={study}`")
     summary = summarize(frame)
+    keys = list(settings.get("select") or [])
+    selection = None
+    if keys:  # each configuration's training settings chosen on validation, before any answer
+        summary, selection = select(summary, keys)
+        columns = [c for c in CONFIG_COLUMNS if c in summary and c in frame]
+        frame = frame.merge(summary[columns], on=columns)
     name = choose_analysis(settings.get("analysis", "auto"), summary)
     result = analyses.REGISTRY[name](summary, frame, target=float(settings.get("target", 0.9)),
                                      histories=histories)
     out.mkdir(parents=True, exist_ok=True)
     files = {"summary": out / "summary.csv"}
     summary.to_csv(files["summary"], index=False, float_format="%.6g")
+    if selection is not None:
+        files["selection"] = out / "selection.csv"
+        selection.to_csv(files["selection"], index=False, float_format="%.6g")
     for file_name, table in result.tables.items():
         files[file_name] = out / file_name
         table.to_csv(files[file_name], index=False, float_format="%.6g")
@@ -62,14 +74,16 @@ def write_report(
         "## Answer",
         "",
         *result.answer,
+        budget_line(summary, selection),
         "",
+        *(selection_section(selection, keys) if selection is not None else []),
         *[block for section in result.sections if section for block in (section, "")],
         *[f"![{Path(f).stem}]({f})\n" for f in result.plots],
         f"Runs: {len(frame)} counted (newest FINISHED per configuration and seed) of "
         f"{len(children)} child runs ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}), "
         f"started {started.min():%Y-%m-%d %H:%M} – {started.max():%Y-%m-%d %H:%M} UTC. "
         f"Training compute: {frame['train_time_s'].sum() / 3600:.2f} h. "
-        "CI: 95% Student t over seeds.",
+        + interval_text(summary),
         "",
         f"Reproduce: `make sweep STUDY={study} && make report STUDY={study}` "
         f"(report written {datetime.date.today().isoformat()}"
@@ -80,6 +94,49 @@ def write_report(
     files["report"] = out / "report.md"
     files["report"].write_text("\n".join(text))
     return files
+
+
+def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None) -> str:
+    """What the answer holds for, in one sentence: the optimiser and how its settings were
+    chosen, how long each model trained (and which did not converge), the batch and seeds."""
+    def values(frame, column):
+        return "/".join(fmt(v) for v in sorted(frame[column].dropna().unique()))
+
+    if selection is not None and "learning_rate" in selection:
+        parts = ["Adam with the learning rate chosen per configuration on validation from "
+                 + values(selection, "learning_rate")]
+    else:
+        parts = [f"Adam {values(summary, 'learning_rate')}"]
+    if "patience" in summary and summary["patience"].notna().any():
+        text = (f"early stopping on validation accuracy (patience {values(summary, 'patience')}, "
+                f"at most {values(summary, 'epochs')} epochs, best weights restored)")
+        if "epochs_trained_mean" in summary:
+            capped = summary["epochs_trained_mean"] >= summary["epochs"]
+            text += (f"; {int(capped.sum())} of {len(summary)} configurations used every epoch "
+                     "on every seed and may still improve" if capped.any() else
+                     "; every configuration stopped before the epoch cap")
+        parts.append(text)
+    else:
+        parts.append(f"a fixed {values(summary, 'epochs')} epochs for every configuration, not "
+                     "trained to convergence: its accuracies are what this recipe reaches, so a "
+                     "smallest size that reaches a target is an upper bound on what is needed")
+    seeds = summary["n_seeds"]
+    parts.append(f"batch {values(summary, 'batch_size')}, "
+                 f"{seeds.min()}{'' if seeds.min() == seeds.max() else f'–{seeds.max()}'} seeds")
+    return "- **Budget:** this answer holds for " + ", ".join(parts) + "."
+
+
+def selection_section(selection: pd.DataFrame, keys: list[str]) -> list[str]:
+    """The selection table: every candidate setting per configuration, its mean validation
+    accuracy over seeds, the one kept."""
+    shown = selection.assign(
+        val_accuracy_mean=selection["val_accuracy_mean"].map(pct),
+        selected=selection["selected"].map({True: "**selected**", False: ""}))
+    return ["## Selection on validation", "",
+            f"For each configuration, the {', '.join(f'`{k}`' for k in keys)} whose tested "
+            "weights have the best mean validation accuracy over seeds is kept; the answer and "
+            "the tables above use only those. Test accuracy never chooses.", "",
+            markdown(shown), ""]
 
 
 def answer_text(report_md: str) -> str:

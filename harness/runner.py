@@ -69,6 +69,8 @@ def job_params(config: dict, splits: data.Splits) -> dict:
         "seed": config["seed"],
         "train_size": len(splits.y_train),
         "label_noise": config["data"]["label_noise"],
+        # only where it stops early: a run without it trained every epoch
+        **({"patience": config["train"]["patience"]} if config["train"].get("patience") else {}),
     }
 
 
@@ -125,6 +127,8 @@ def final_metrics(config, splits, history, test_probabilities, train_probabiliti
     train_accuracy, train_loss = scores(train_probabilities, splits.y_train_clean)
     fit_accuracy, _ = scores(train_probabilities, splits.y_train)
     best_epoch = int(np.argmax(history["val_accuracy"]))  # 0-based, as Keras counts epochs
+    # The tested weights: the best epoch's when early stopping restored them, else the last's.
+    tested_epoch = best_epoch if config["train"].get("patience") else len(history["loss"]) - 1
     return {
         "param_count": models.param_count(
             config["model"]["cell"], config["model"]["units"], splits.input_dim,
@@ -138,6 +142,8 @@ def final_metrics(config, splits, history, test_probabilities, train_probabiliti
         "generalization_gap": train_accuracy - test_accuracy,
         "best_val_accuracy": float(history["val_accuracy"][best_epoch]),
         "best_epoch": best_epoch,
+        "final_val_accuracy": float(history["val_accuracy"][tested_epoch]),
+        "epochs_trained": len(history["loss"]),
         "train_time_s": train_time,
         "epoch_time_s": epoch_time,
         "samples_per_s": samples_per_s,
@@ -212,6 +218,14 @@ def fit_and_predict(model, splits, train_config, seeds: list[int], *, packed=Fal
     validation = (batches.side_by_side(splits.x_val, members),
                   tuple([splits.y_val] * members) if packed else splits.y_val)
     timer = EpochTimer()
+    stopping = []
+    if train_config.get("patience"):
+        if packed:
+            raise ValueError("train.patience: a pack trains its members for the same epochs; "
+                             "early stopping needs each seed alone (pack_max_units=0)")
+        stopping = [keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=train_config["patience"],
+            restore_best_weights=True)]
     started = time.perf_counter()
     history = model.fit(
         training.as_tf_dataset() if backend.name() == "tensorflow" else training,
@@ -220,7 +234,7 @@ def fit_and_predict(model, splits, train_config, seeds: list[int], *, packed=Fal
         shuffle=False,  # the order is the harness's (harness/batches.py)
         validation_data=validation,
         validation_batch_size=PREDICT_BATCH,
-        callbacks=[timer, keras.callbacks.TerminateOnNaN(), *callbacks],
+        callbacks=[timer, keras.callbacks.TerminateOnNaN(), *stopping, *callbacks],
         verbose=2,
     ).history
     train_time = time.perf_counter() - started

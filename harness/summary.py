@@ -14,16 +14,18 @@ from scipy import stats
 # One configuration = these columns; a row of summary.csv per configuration.
 CONFIG_COLUMNS = [
     "units", "cell", "dataset", "batch_size", "timesteps", "train_size", "label_noise", "epochs",
-    "learning_rate",
+    "learning_rate", "patience",  # patience: only runs that stop early have it
 ]
 NUMERIC_PARAMS = [
     "units", "batch_size", "timesteps", "input_dim", "num_classes", "epochs", "learning_rate",
-    "seed", "train_size", "label_noise",
+    "seed", "train_size", "label_noise", "patience",
 ]
 SUMMARY_METRICS = [
     "test_accuracy", "train_accuracy", "generalization_gap", "best_val_accuracy",
     "fit_accuracy",  # on the (noisy) labels trained on: memorisation shows here
     "test_loss", "train_loss", "samples_per_s",
+    "final_val_accuracy",  # of the tested weights: what a selection on validation compares
+    "epochs_trained",
 ]
 CONFIDENCE = 0.95
 # --------------------------------------------------------------------------------------------
@@ -62,20 +64,59 @@ def runs_frame(runs: pd.DataFrame) -> pd.DataFrame:
     return newest.reset_index(drop=True)
 
 
-def t_interval(values: pd.Series) -> tuple[float, float]:
-    """Two-sided 95% Student-t interval of the mean; NaN with fewer than two values."""
-    values = pd.Series(values).dropna()
+# Below this many seeds an interval shows the seeds' range (min–max), not a t-interval.
+MIN_SEEDS_FOR_CI = 5
+# The range a metric can take, for an interval that stays inside it: fractions in [0, 1], the
+# gap in [-1, 1], positive quantities (losses, throughput) above 0.
+BOUNDS = {
+    "test_accuracy": (0, 1), "train_accuracy": (0, 1), "best_val_accuracy": (0, 1),
+    "final_val_accuracy": (0, 1), "fit_accuracy": (0, 1), "generalization_gap": (-1, 1),
+    "test_loss": (0, np.inf), "train_loss": (0, np.inf), "samples_per_s": (0, np.inf),
+    "epochs_trained": (0, np.inf),
+}
+
+
+def t_interval(values: pd.Series, bounds: tuple[float, float] = (-np.inf, np.inf)
+               ) -> tuple[float, float]:
+    """Two-sided 95% Student-t interval of the mean, cut at `bounds`, the range the metric can
+    take (an accuracy's interval near 100% ends at 100%); NaN with fewer than two values."""
+    values = pd.Series(values, dtype=float).dropna()
     if len(values) < 2:
         return float("nan"), float("nan")
     half = stats.t.ppf((1 + CONFIDENCE) / 2, len(values) - 1) * values.std(ddof=1)
     half /= np.sqrt(len(values))
-    return float(values.mean() - half), float(values.mean() + half)
+    low, high = bounds
+    return float(max(values.mean() - half, low)), float(min(values.mean() + half, high))
+
+
+def interval(values: pd.Series, metric: str) -> tuple[float, float]:
+    """The interval a report shows for a metric over seeds: the bounded 95% t-interval with
+    MIN_SEEDS_FOR_CI seeds or more, the seeds' range (min–max) with fewer, NaN for one."""
+    values = pd.Series(values, dtype=float).dropna()
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    if len(values) < MIN_SEEDS_FOR_CI:
+        return float(values.min()), float(values.max())
+    return t_interval(values, BOUNDS.get(metric, (-np.inf, np.inf)))
+
+
+def interval_text(summary: pd.DataFrame) -> str:
+    """How the report's intervals were made, for its footer."""
+    seeds = summary["n_seeds"] if "n_seeds" in summary else pd.Series(dtype=int)
+    parts = []
+    if (seeds >= MIN_SEEDS_FOR_CI).any():
+        parts.append(f"with ≥ {MIN_SEEDS_FOR_CI} seeds, 95% Student t over seeds, cut at the "
+                     "metric's range (accuracies within 0–100%, throughput and losses above 0)")
+    if ((seeds > 1) & (seeds < MIN_SEEDS_FOR_CI)).any():
+        parts.append(f"with 2–{MIN_SEEDS_FOR_CI - 1} seeds, the seeds' range (min – max)")
+    return "Intervals: " + "; ".join(parts) + "." if parts else "Intervals: one seed, none."
 
 
 def aggregate(row: dict, group: pd.DataFrame, metrics) -> dict:
-    """Add mean, std, ci_low and ci_high over the group's seeds of each metric to `row`."""
+    """Add mean, std and the interval (ci_low, ci_high; see `interval`) over the group's seeds
+    of each metric to `row`."""
     for metric in (m for m in metrics if m in group):
-        low, high = t_interval(group[metric])
+        low, high = interval(group[metric], metric)
         row[f"{metric}_mean"] = float(group[metric].mean())
         row[f"{metric}_std"] = float(group[metric].std(ddof=1)) if len(group) > 1 else np.nan
         row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = low, high
@@ -97,6 +138,23 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
         row["epoch_time_s_mean"] = float(group["epoch_time_s"].mean())
         rows.append(row)
     return pd.DataFrame(rows).sort_values(columns).reset_index(drop=True)
+
+
+def select(summary: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Model selection on validation: for each configuration apart from the selected training
+    settings (`keys`, e.g. ["train.learning_rate"]), the row whose tested weights have the best
+    mean validation accuracy over seeds. Test metrics never enter. Returns the selected rows
+    and the selection table (every candidate, its validation accuracy, `selected`)."""
+    chosen = [key.split(".")[-1] for key in keys]
+    columns = [c for c in CONFIG_COLUMNS if c in summary and c not in chosen]
+    score = ("final_val_accuracy_mean" if "final_val_accuracy_mean" in summary
+             else "best_val_accuracy_mean")
+    best = summary.groupby(columns, dropna=False, sort=False)[score].idxmax()
+    table = summary[[c for c in (*columns, *chosen) if c in summary]].copy()
+    table["val_accuracy_mean"] = summary[score]
+    table["n_seeds"] = summary["n_seeds"]
+    table["selected"] = summary.index.isin(best.to_numpy())
+    return summary.loc[sorted(best.to_numpy())].reset_index(drop=True), table
 
 
 def swept_factors(summary: pd.DataFrame, leave_out=("units",)) -> list[str]:

@@ -27,19 +27,65 @@ def table(accuracies: dict[int, list[float]], **fixed) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_mean_std_and_t_interval():
-    summary = summaries.summarize(table({8: [0.89, 0.91, 0.93], 16: [0.95, 0.95]}))
+def test_mean_std_and_intervals():
+    summary = summaries.summarize(table({8: [0.89, 0.91, 0.93, 0.90, 0.92], 16: [0.95, 0.95],
+                                         32: [0.96, 0.97, 0.99]}))
     eight = summary[summary["units"] == 8].iloc[0]
-    assert eight["n_seeds"] == 3
+    assert eight["n_seeds"] == 5
     assert eight["test_accuracy_mean"] == pytest.approx(0.91)
-    assert eight["test_accuracy_std"] == pytest.approx(0.02)
-    half = 4.302653 * 0.02 / np.sqrt(3)  # t(0.975, 2 degrees of freedom)
+    assert eight["test_accuracy_std"] == pytest.approx(np.std([0.89, 0.91, 0.93, 0.90, 0.92],
+                                                              ddof=1))
+    # five seeds: a 95% t-interval (4 degrees of freedom)
+    half = 2.776445 * eight["test_accuracy_std"] / np.sqrt(5)
     assert eight["test_accuracy_ci_low"] == pytest.approx(0.91 - half, abs=1e-6)
     assert eight["test_accuracy_ci_high"] == pytest.approx(0.91 + half, abs=1e-6)
+    assert eight["test_accuracy_ci_low"] < 0.91 < eight["test_accuracy_ci_high"]
+    # fewer than five seeds: the seeds' range
+    thirty_two = summary[summary["units"] == 32].iloc[0]
+    assert (thirty_two["test_accuracy_ci_low"], thirty_two["test_accuracy_ci_high"]) == (0.96, 0.99)
     sixteen = summary[summary["units"] == 16].iloc[0]
     assert sixteen["test_accuracy_ci_low"] == pytest.approx(0.95)  # no spread, no width
     one_seed = summaries.summarize(table({4: [0.5]})).iloc[0]
     assert np.isnan(one_seed["test_accuracy_ci_low"])  # one seed: no interval
+
+
+@pytest.mark.parametrize("seeds", [2, 3, 5, 8])
+@pytest.mark.parametrize("centre", [0.001, 0.02, 0.5, 0.98, 0.999, 1.0])
+def test_accuracy_intervals_stay_inside_zero_one(seeds, centre):
+    """Near 0 and 1 and with a wide spread, every interval on an accuracy lies in [0, 1], and
+    the gap's in [-1, 1]; throughput's above 0."""
+    rng = np.random.default_rng(seeds)
+    values = np.clip(centre + rng.normal(0, 0.05, seeds), 0, 1)
+    low, high = summaries.interval(pd.Series(values), "test_accuracy")
+    assert 0 <= low <= high <= 1
+    assert low <= values.mean() + 1e-9 and values.mean() - 1e-9 <= high
+    low, high = summaries.interval(pd.Series(values - 0.5), "generalization_gap")
+    assert -1 <= low <= high <= 1
+    low, high = summaries.interval(pd.Series([10.0, 3000.0, 12.0][:seeds] * 3)[:seeds],
+                                   "samples_per_s")
+    assert low >= 0  # cut at 0: throughput cannot go negative
+
+
+def test_selection_on_validation_never_looks_at_test():
+    """Per size, the learning rate with the best mean validation accuracy is kept — here the
+    one whose test accuracy is worst: a planted candidate with the best test accuracy and the
+    worst validation accuracy is not chosen."""
+    rows = []
+    for units, rate, val, test in [(4, 0.001, 0.80, 0.95), (4, 0.01, 0.85, 0.70),
+                                   (8, 0.001, 0.90, 0.90), (8, 0.01, 0.88, 0.99)]:
+        for seed in range(3):
+            rows.append(dict(units=units, cell="lstm", dataset="mnist", batch_size=128,
+                             timesteps=28, train_size=1000, label_noise=0.0, epochs=5,
+                             learning_rate=rate, seed=seed, param_count=units * 100,
+                             test_accuracy=test, train_accuracy=test, generalization_gap=0.0,
+                             best_val_accuracy=0.99, final_val_accuracy=val + seed * 1e-3,
+                             epoch_time_s=1.0))
+    summary = summaries.summarize(pd.DataFrame(rows))
+    selected, table = summaries.select(summary, ["train.learning_rate"])
+    assert list(zip(selected["units"], selected["learning_rate"])) == [(4, 0.01), (8, 0.001)]
+    assert list(selected["test_accuracy_mean"]) == pytest.approx([0.70, 0.90])
+    assert table["selected"].sum() == 2 and len(table) == 4
+    assert "test_accuracy_mean" not in table  # the table shows what chose: validation
 
 
 def test_minimal_units_edge_cases():
@@ -232,3 +278,27 @@ def test_capacity_report_with_its_own_target(tmp_path):
     assert "90%" not in text
     best = summary.loc[summary["test_accuracy_mean"].idxmax()]
     assert f"{best['test_accuracy_mean']:.2%}" in answer
+
+
+@pytest.mark.slow
+def test_tuned_capacity_report_selects_on_validation(tmp_path):
+    """The tuned units study, shrunk: learning rates chosen per size on validation (the
+    selection table and selection.csv), early stopping recorded, the budget stated."""
+    folder, text, answer, summary = tiny_report(
+        tmp_path, "units_mnist_tuned", "backend=tensorflow", "model.units=2,4",
+        "train.learning_rate=0.001,0.01", "seed=0,1", "train.epochs=3", "train.patience=1",
+        "data.train_size=300", "data.val_size=100",
+    )
+    assert "selection.csv" in {p.name for p in folder.iterdir()}
+    selection = pd.read_csv(folder / "selection.csv")
+    assert len(selection) == 4 and selection["selected"].sum() == 2
+    assert len(summary) == 2 and set(summary["units"]) == {2, 4}  # one learning rate per size
+    for units, group in selection.groupby("units"):
+        kept = group[group["selected"]].iloc[0]
+        assert kept["val_accuracy_mean"] == group["val_accuracy_mean"].max()
+        assert summary[summary["units"] == units]["learning_rate"].iloc[0] == kept["learning_rate"]
+    assert "## Selection on validation" in text
+    assert "learning rate chosen per configuration on validation from 0.001/0.01" in answer
+    assert "early stopping on validation accuracy (patience 1, at most 3 epochs" in answer
+    assert (summary["epochs_trained_mean"] <= 3).all()
+    assert ((summary["test_accuracy_ci_low"] >= 0) & (summary["test_accuracy_ci_high"] <= 1)).all()

@@ -56,6 +56,45 @@ def test_next_seed_reuses_the_compiled_model_and_trains_as_a_fresh_one(small):
     assert trained[-1][0] is not first
 
 
+def test_early_stopping_restores_the_best_weights_and_reports_their_validation(small):
+    """With train.patience the run stops once validation accuracy has not improved for that many
+    epochs, and the weights tested are the best epoch's: the validation accuracy it reports is
+    the restored model's own."""
+    kept = []
+
+    class Keep(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            kept.append(self.model)
+
+    # a learning rate so large that validation accuracy soon stops improving
+    config = {**config_for(0), "train": {"batch_size": 128, "epochs": 12, "learning_rate": 0.3,
+                                         "patience": 1}}
+    result = runner.train(config, splits=small, callbacks=[Keep()])
+    metrics, history = result["metrics"], result["history"]
+    assert metrics["epochs_trained"] == len(history["loss"]) < 12  # stopped early
+    assert metrics["best_epoch"] == int(np.argmax(history["val_accuracy"]))
+    assert metrics["epochs_trained"] - 1 - metrics["best_epoch"] == 1  # patience 1
+    assert metrics["final_val_accuracy"] == metrics["best_val_accuracy"]
+    restored = kept[0].predict(small.x_val, batch_size=runner.PREDICT_BATCH, verbose=0)
+    accuracy, _ = runner.scores(restored, small.y_val)
+    assert accuracy == pytest.approx(metrics["final_val_accuracy"], abs=1e-6)
+    assert result["params"]["patience"] == 1
+    # without it: every epoch, the last epoch's weights tested
+    plain = runner.train(config_for(0), splits=small)
+    assert plain["metrics"]["epochs_trained"] == 2 and "patience" not in plain["params"]
+    assert plain["metrics"]["final_val_accuracy"] == plain["history"]["val_accuracy"][-1]
+
+
+def test_run_key_leaves_out_patience_zero():
+    """A store from before train.patience existed still finds its runs: patience 0 (every
+    epoch) is the key of the run without the setting; any other value is a run of its own."""
+    from harness.config import run_key
+
+    before = config_for(0)
+    assert run_key({**before, "train": {**before["train"], "patience": 0}}) == run_key(before)
+    assert run_key({**before, "train": {**before["train"], "patience": 3}}) != run_key(before)
+
+
 # A worker as the sweep starts it: a thread already running (as JAX's, MLflow's), then its
 # first job's pinning; it reports its CPUs and its thread's, then waits until told to end.
 WORKER = """
