@@ -87,7 +87,10 @@ def test_make_report_explain_help_in_a_terminal(smoke, tmp_path):
     """The README's other commands, once each, in a terminal."""
     _, _, _, store = smoke
     env = terminal_env(store)
-    code, output = run_in_terminal(["make", "report", "STUDY=smoke", f"OUT={tmp_path}"], env=env)
+    # the target smoke_report used: the parent run's description (the browser test reads it)
+    # is rewritten with the same report
+    code, output = run_in_terminal(["make", "report", "STUDY=smoke", "TARGET=0.4",
+                                    f"OUT={tmp_path}"], env=env)
     assert code == 0 and f"report: {tmp_path}/smoke/report.md" in screen_text(output), output
     code, output = run_in_terminal(["make", "explain", "ARGS=model.units=8"], env=env)
     assert code == 0 and "LSTM(8) on 28 steps × 28 inputs, 10 classes" in screen_text(output)
