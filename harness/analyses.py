@@ -166,7 +166,8 @@ def capacity_answer(summary: pd.DataFrame, target: float) -> list[str]:
 
 
 def capacity_table(summary: pd.DataFrame) -> str:
-    factors = swept_factors(summary)
+    # the settings chosen per size on validation are shown beside it
+    factors = swept_factors(summary) + list(summary.attrs.get("selected", ()))
     noisy = "fit_accuracy_mean" in summary and (summary.get("label_noise", 0) > 0).any()
     rows = []
     for _, row in summary.iterrows():

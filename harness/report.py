@@ -41,6 +41,7 @@ def write_report(
     if frame.empty:
         raise ValueError(f"STUDY: {study!r} has no FINISHED runs; run `make sweep STUDY={study}`")
     summary = summarize(frame)
+    trained = frame  # every run, for the counts and the compute
     keys = list(settings.get("select") or [])
     selection = None
     if keys:  # each configuration's training settings chosen on validation, before any answer
@@ -65,7 +66,7 @@ def write_report(
     children = runs[runs.get("tags.mlflow.parentRunId").notna()] if len(runs) else runs
     counts = children["status"].value_counts().to_dict()
     question, budget = study_header(study)
-    started = pd.to_datetime(frame["start_time"])
+    started = pd.to_datetime(trained["start_time"])
     text = [
         f"# {question or study}",
         "",
@@ -79,10 +80,11 @@ def write_report(
         *(selection_section(selection, keys) if selection is not None else []),
         *[block for section in result.sections if section for block in (section, "")],
         *[f"![{Path(f).stem}]({f})\n" for f in result.plots],
-        f"Runs: {len(frame)} counted (newest FINISHED per configuration and seed) of "
+        f"Runs: {len(frame)} counted (newest FINISHED per configuration and seed"
+        + (", of the settings selected" if keys else "") + f"; {len(trained)} trained) of "
         f"{len(children)} child runs ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}), "
         f"started {started.min():%Y-%m-%d %H:%M} – {started.max():%Y-%m-%d %H:%M} UTC. "
-        f"Training compute: {frame['train_time_s'].sum() / 3600:.2f} h. "
+        f"Training compute: {trained['train_time_s'].sum() / 3600:.2f} h. "
         + interval_text(summary),
         "",
         f"Reproduce: `make sweep STUDY={study} && make report STUDY={study}` "
@@ -103,8 +105,16 @@ def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None) -> str:
         return "/".join(fmt(v) for v in sorted(frame[column].dropna().unique()))
 
     if selection is not None and "learning_rate" in selection:
+        rates = selection["learning_rate"]
+        kept = selection[selection["selected"]]["learning_rate"]
+        edge = [name for name, value in (("largest", rates.max()), ("smallest", rates.min()))
+                if (kept == value).any()]
         parts = ["Adam with the learning rate chosen per configuration on validation from "
-                 + values(selection, "learning_rate")]
+                 + values(selection, "learning_rate")
+                 + "".join(f" ({int((kept == value).sum())} of {len(kept)} chose the {name} "
+                           "tried: one beyond it might do better)"
+                           for name, value in (("largest", rates.max()), ("smallest", rates.min()))
+                           if name in edge)]
     else:
         parts = [f"Adam {values(summary, 'learning_rate')}"]
     if "patience" in summary and summary["patience"].notna().any():

@@ -154,11 +154,15 @@ def select(summary: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, pd.Dat
     table["val_accuracy_mean"] = summary[score]
     table["n_seeds"] = summary["n_seeds"]
     table["selected"] = summary.index.isin(best.to_numpy())
-    return summary.loc[sorted(best.to_numpy())].reset_index(drop=True), table
+    selected = summary.loc[sorted(best.to_numpy())].reset_index(drop=True)
+    selected.attrs["selected"] = chosen  # settings chosen per configuration, not factors
+    return selected, table
 
 
 def swept_factors(summary: pd.DataFrame, leave_out=("units",)) -> list[str]:
-    """Configuration columns, other than `leave_out`, that take more than one value."""
+    """Configuration columns, other than `leave_out` and the settings chosen on validation
+    (`select`), that take more than one value."""
+    leave_out = (*leave_out, *summary.attrs.get("selected", ()))
     return [
         c for c in CONFIG_COLUMNS if c not in leave_out and c in summary and summary[c].nunique() > 1
     ]

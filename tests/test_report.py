@@ -86,6 +86,10 @@ def test_selection_on_validation_never_looks_at_test():
     assert list(selected["test_accuracy_mean"]) == pytest.approx([0.70, 0.90])
     assert table["selected"].sum() == 2 and len(table) == 4
     assert "test_accuracy_mean" not in table  # the table shows what chose: validation
+    # a chosen setting is not a factor: one answer over all sizes, not one per learning rate
+    assert summaries.swept_factors(selected) == []
+    lines = analyses.capacity_answer(selected.assign(num_classes=10), 0.9)
+    assert lines[0].startswith("- The smallest LSTM") and "learning_rate=" not in lines[0]
 
 
 def test_minimal_units_edge_cases():
@@ -298,6 +302,7 @@ def test_tuned_capacity_report_selects_on_validation(tmp_path):
         assert kept["val_accuracy_mean"] == group["val_accuracy_mean"].max()
         assert summary[summary["units"] == units]["learning_rate"].iloc[0] == kept["learning_rate"]
     assert "## Selection on validation" in text
+    assert "learning_rate=" not in answer  # one answer across sizes, whatever each chose
     assert "learning rate chosen per configuration on validation from 0.001/0.01" in answer
     assert "early stopping on validation accuracy (patience 1, at most 3 epochs" in answer
     assert (summary["epochs_trained_mean"] <= 3).all()
