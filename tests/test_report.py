@@ -289,14 +289,14 @@ def test_tuned_capacity_report_selects_on_validation(tmp_path):
     """The tuned units study, shrunk: learning rates chosen per size on validation (the
     selection table and selection.csv), early stopping recorded, the budget stated."""
     folder, text, answer, summary = tiny_report(
-        tmp_path, "units_mnist_tuned", "backend=tensorflow", "model.units=2,4",
+        tmp_path, "units_mnist_tuned", "backend=tensorflow", "model.units=4",
         "train.learning_rate=0.001,0.01", "seed=0,1", "train.epochs=3", "train.patience=1",
         "data.train_size=300", "data.val_size=100",
     )
     assert "selection.csv" in {p.name for p in folder.iterdir()}
     selection = pd.read_csv(folder / "selection.csv")
-    assert len(selection) == 4 and selection["selected"].sum() == 2
-    assert len(summary) == 2 and set(summary["units"]) == {2, 4}  # one learning rate per size
+    assert len(selection) == 2 and selection["selected"].sum() == 1
+    assert len(summary) == 1 and set(summary["units"]) == {4}  # one learning rate per size
     for units, group in selection.groupby("units"):
         kept = group[group["selected"]].iloc[0]
         assert kept["val_accuracy_mean"] == group["val_accuracy_mean"].max()

@@ -103,18 +103,7 @@ def test_four_parallel_jobs_on_sqlite(store):
     assert len([e for e in client.search_experiments() if e.name == "smoke"]) == 1
 
 
-def test_submitit_local_launcher_with_resume(store):
-    args = ["model.units=2,3", "seed=0", *TINY]
-    make = ["make", "-s", "sweep", "STUDY=smoke", "LAUNCHER=local", "JOBS=2",
-            f"ARGS={' '.join(args)} hydra.sweep.dir={store.parent}/hydra report.out={store.parent}/reports"]
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{store}")
-    first = subprocess.run(make, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
-    runs = children(f"sqlite:///{store}")
-    assert sorted(int(r.data.params["units"]) for r in runs) == [2, 3]
-    assert all(r.info.status == "FINISHED" for r in runs)
-    again = subprocess.run(make, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "0 finished, 0 failed, 0 killed, 2 skipped" in again.stdout
+# LAUNCHER=local and its resume run in a terminal: tests/test_terminal.py.
 
 
 def test_sweep_through_tracking_server(tmp_path):
