@@ -11,14 +11,14 @@ import argparse
 import datetime
 import os
 import re
-import sys
 from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
 from harness import analyses, tracking
-from harness.config import ANALYSES
+from harness.config import ConfigError, check_report
+from harness.console import fail
 from harness.study import report_settings, study_header
 from harness.summary import (
     CONFIG_COLUMNS, choose_analysis, fmt, interval_text, markdown, pct, runs_frame, select,
@@ -196,18 +196,20 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError:
             settings["target"] = -1.0
         if not 0 < settings["target"] <= 1:
-            print(f"error: TARGET: {args.target} is outside (0, 1]", file=sys.stderr)
-            sys.exit(2)
-    if settings.get("analysis") not in ANALYSES:
-        print(f"error: report.analysis: {settings.get('analysis')!r} is unknown; allowed: "
-              f"{', '.join(ANALYSES)}", file=sys.stderr)
-        sys.exit(2)
+            fail(f"TARGET: {args.target} is outside (0, 1]")
+    try:
+        check_report(settings)  # the study's report section: analysis, target, select
+    except ConfigError as error:
+        fail(str(error))
+    try:  # before reading the store: a folder that cannot be written is a one-line error
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        fail(f"OUT: cannot create {args.out!r} ({error.strerror}); use a writable folder")
     uri = tracking.connect(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
     try:
         path = report_study(uri, args.study, Path(args.out), settings=settings)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        fail(str(error))
     print(f"{answer_text(path.read_text())}\nreport: {path}")
 
 
