@@ -107,14 +107,13 @@ def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None) -> str:
     if selection is not None and "learning_rate" in selection:
         rates = selection["learning_rate"]
         kept = selection[selection["selected"]]["learning_rate"]
-        edge = [name for name, value in (("largest", rates.max()), ("smallest", rates.min()))
-                if (kept == value).any()]
-        parts = ["Adam with the learning rate chosen per configuration on validation from "
-                 + values(selection, "learning_rate")
-                 + "".join(f" ({int((kept == value).sum())} of {len(kept)} chose the {name} "
-                           "tried: one beyond it might do better)"
-                           for name, value in (("largest", rates.max()), ("smallest", rates.min()))
-                           if name in edge)]
+        text = ("Adam with the learning rate chosen per configuration on validation from "
+                + values(selection, "learning_rate"))
+        for name, edge in (("largest", rates.max()), ("smallest", rates.min())):
+            if (kept == edge).any():  # the grid's edge: the best may lie beyond it
+                text += (f" ({int((kept == edge).sum())} of {len(kept)} chose the {name} "
+                         "tried: one beyond it might do better)")
+        parts = [text]
     else:
         parts = [f"Adam {values(summary, 'learning_rate')}"]
     if "patience" in summary and summary["patience"].notna().any():
