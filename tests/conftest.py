@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import io
 import os
-import pty
 import re
-import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 
@@ -125,47 +121,22 @@ def screen_text(output: str) -> str:
 
 
 def run_in_terminal(argv: list[str], *, env: dict, timeout: int = 600,
-                    interrupt_when=None) -> tuple[int, str]:
-    """`argv` as a user types it: in a new pseudo-terminal (120×40) that is its controlling
-    terminal, so that it sees a TTY and Ctrl-C reaches its whole process group. With
-    `interrupt_when(screen)`, Ctrl-C is typed once that returns True. Returns the exit status
-    and everything the terminal received, escape sequences included."""
-    pid, terminal = pty.fork()
-    if pid == 0:  # the child: the terminal is its stdin, stdout and stderr
-        try:
-            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-            os.chdir(ROOT)
-            os.execvpe(argv[0], argv, env)
-        finally:
-            os._exit(127)
-    output, typed, status = bytearray(), False, None
-    deadline = time.time() + timeout
-    while True:
-        ready, _, _ = select.select([terminal], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(terminal, 65536)
-            except OSError:  # EIO: every process holding the terminal has closed it
-                chunk = b""
-            output += chunk
-            if not chunk and status is not None:
-                break
-        if status is None:
-            done, code = os.waitpid(pid, os.WNOHANG)
-            if done:
-                status = os.waitstatus_to_exitcode(code)
-                deadline = min(deadline, time.time() + 30)  # drain what is left
-        elif not ready:
-            break
-        if interrupt_when and not typed and interrupt_when(screen_text(output.decode(errors="replace"))):
-            os.write(terminal, b"\x03")  # Ctrl-C: the terminal signals its foreground group
-            typed = True
-        if time.time() > deadline:
-            if status is None:
-                os.killpg(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                raise TimeoutError(f"{argv} still running after {timeout} s:\n"
-                                   + screen_text(output.decode(errors="replace"))[-3000:])
-            break
-    os.close(terminal)
-    return status, output.decode(errors="replace")
+                    interrupt_after: str | None = None) -> tuple[int, str]:
+    """`argv` as a user types it, in a pseudo-terminal of its own (pexpect; 120×40) that is its
+    controlling terminal, so that it sees a TTY and Ctrl-C reaches its whole process group.
+    With `interrupt_after` (a regular expression), Ctrl-C is typed once the output matches it.
+    Returns the exit status (minus the signal number when a signal ended it) and everything the
+    terminal received, escape sequences included."""
+    import pexpect
+
+    received = io.BytesIO()
+    child = pexpect.spawn(argv[0], argv[1:], env=env, cwd=str(ROOT), dimensions=(40, 120),
+                          timeout=timeout)
+    child.logfile_read = received
+    if interrupt_after:
+        child.expect(interrupt_after)
+        child.sendcontrol("c")
+    child.expect(pexpect.EOF)
+    child.close()
+    status = child.exitstatus if child.exitstatus is not None else -child.signalstatus
+    return status, received.getvalue().decode(errors="replace")

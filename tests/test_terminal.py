@@ -70,7 +70,7 @@ def test_ctrl_c_in_a_terminal(store):
     command = ["make", "sweep", "STUDY=smoke", "JOBS=2", f"ARGS={outputs(store)}"]
     code, output = run_in_terminal(
         command, env=terminal_env(store),
-        interrupt_when=lambda screen: re.search(r"seed=\d: test_accuracy", screen) is not None)
+        interrupt_after=r"seed=\d: test_accuracy")
     screen = screen_text(output)
     assert code != 0, screen[-3000:]
     assert re.search(r"sweep smoke: interrupted — \d runs finished \(kept\), \d marked KILLED",
