@@ -29,14 +29,15 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
 
 
-def run_sweep(study: str, *overrides: str, store: Path, timeout: int = 600, extra_env=None):
-    """`python -m harness STUDY OVERRIDES...` with MLflow pointed at `store`."""
+def run_sweep(study: str, *overrides: str, store: Path, timeout: int = 600, extra_env=None,
+              report_out: Path | None = None):
+    """`python -m harness STUDY OVERRIDES...` with MLflow pointed at `store`; its report goes
+    to `report_out` (default: `reports` beside the store)."""
     env = dict(os.environ)
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}"
     env.update(extra_env or {})
-    overrides = (*overrides, f"hydra.sweep.dir={store.parent}/hydra")
-    if not any(o.startswith("report.out=") for o in overrides):
-        overrides += (f"report.out={store.parent}/reports",)
+    overrides = (*overrides, f"hydra.sweep.dir={store.parent}/hydra",
+                 f"report.out={report_out or store.parent / 'reports'}")
     return subprocess.run(
         [sys.executable, "-m", "harness", study, *overrides],
         cwd=ROOT,

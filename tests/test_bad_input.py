@@ -4,6 +4,7 @@ run the real entry point: exit ≠ 0, one line on stderr, nothing trained or rec
 
 import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -66,13 +67,13 @@ def finished_runs(store) -> int:
         return db.execute("select count(*) from runs where status = 'FINISHED'").fetchone()[0]
 
 
-@pytest.mark.parametrize("overrides,key", [
-    (["model.units=0"], "model.units"),           # a job's config
-    (["model=lstm,transformer"], "model"),       # a name, before Hydra starts
-    (["report.out=/dev/null/reports"], "report.out"),  # the report's folder, checked at start
+@pytest.mark.parametrize("overrides,key,report_out", [
+    (["model.units=0"], "model.units", None),             # a job's config
+    (["model=lstm,transformer"], "model", None),          # a name, before Hydra starts
+    ([], "report.out", Path("/dev/null/reports")),        # the report's folder, checked at start
 ], ids=["value", "name", "folder"])
-def test_the_entry_point_stops_before_training(overrides, key, store):
-    result = run_sweep("smoke", *overrides, store=store)
+def test_the_entry_point_stops_before_training(overrides, key, report_out, store):
+    result = run_sweep("smoke", *overrides, store=store, report_out=report_out)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {key}"), result.stderr

@@ -9,6 +9,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness import batches, data, models, packing, plan, runner
+from harness.compose import study_jobs
+from harness.config import run_key
 from tests.conftest import run_sweep
 
 
@@ -120,10 +122,11 @@ def test_packed_members_are_child_runs(store):
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert sorted(m.step for m in history) == [0, 1]
     assert len({r.data.tags["run_key"] for r in runs}) == 2
-    # A packed seed is its separate run, so the same sweep unpacked has nothing left to do.
-    again = run_sweep("smoke", "pack_max_units=0", "data.train_size=300", "data.val_size=100",
-                      store=store)
-    assert "0 finished, 0 failed, 0 killed, 4 skipped" in again.stdout
+    # A packed seed is its separate run: the same sweep unpacked has the same run keys, so it
+    # would skip all four (the sweep skips every job whose run key has a FINISHED run).
+    unpacked = study_jobs("smoke", ["pack_max_units=0", "data.train_size=300", "data.val_size=100"])
+    finished = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'")
+    assert {run_key(job) for job in unpacked} == {r.data.tags.get("run_key") for r in finished} - {None}
 
 
 def test_sweep_plans_packs_per_configuration_by_cost():

@@ -33,33 +33,34 @@ def cursor_shown(output: str) -> bool:
     return output.rfind("\x1b[?25h") > output.rfind("\x1b[?25l")
 
 
-@pytest.mark.parametrize("jobs,launcher,args", [
-    (2, "", ""),            # the parallel (joblib) launcher, as `make sweep` on 2 cores
-    (2, "local", SHRUNK),   # submitit's local executor, a process per job
-    (1, "", SHRUNK),        # the jobs in the sweep's own process, its stdout sent to their logs
+@pytest.mark.parametrize("jobs,launcher,seeds", [
+    (2, "", (0, 1)),   # the parallel (joblib) launcher, as `make sweep` on 2 cores
+    (2, "local", (0,)),  # submitit's local executor, a process per job
+    (1, "", (0, 1)),   # the jobs in the sweep's own process, its stdout sent to their logs
 ])
-def test_make_sweep_in_a_terminal(store, jobs, launcher, args):
-    """`make sweep STUDY=smoke` typed in a terminal: the live display (a line per finished
-    run, the runs bar, no Keras epoch lines), every run FINISHED, the Answer, exit 0."""
+def test_make_sweep_in_a_terminal(store, jobs, launcher, seeds):
+    """`make sweep STUDY=smoke` (shrunk) typed in a terminal: the live display (a line per
+    finished run, the runs bar, no Keras epoch lines), every run FINISHED, the Answer, exit 0."""
+    runs = 2 * len(seeds)
     command = ["make", "sweep", "STUDY=smoke", f"JOBS={jobs}", f"LAUNCHER={launcher}",
-               f"ARGS={args} {outputs(store)}"]
+               f"ARGS={SHRUNK} seed={','.join(map(str, seeds))} {outputs(store)}"]
     code, output = run_in_terminal(command, env=terminal_env(store))
     screen = screen_text(output)
     assert code == 0, screen[-3000:]
     for units in (4, 16):
-        for seed in (0, 1):
+        for seed in seeds:
             assert re.search(rf"model.units={units} seed={seed}[^:\n]*: test_accuracy 0\.\d{{4}}",
                              screen)
-    assert re.search(r"runs +━+ 4/4", screen)
+    assert re.search(rf"runs +━+ {runs}/{runs}", screen)
     assert "Traceback" not in screen and "Epoch 1/" not in screen and cursor_shown(output)
     assert "report: " in screen.split("browse: make ui")[1]
     parent, children = runs_of(store)
     assert [r.info.status for r in parent] == ["FINISHED"]
-    assert sorted(r.info.status for r in children) == ["FINISHED"] * 4
+    assert sorted(r.info.status for r in children) == ["FINISHED"] * runs
     if launcher == "local":  # the same command again: everything finished, nothing trained
         code, output = run_in_terminal(command, env=terminal_env(store))
-        assert code == 0 and "4 already finished" in screen_text(output)
-        assert "0 finished, 0 failed, 0 killed, 4 skipped" in screen_text(output)
+        assert code == 0 and f"{runs} already finished" in screen_text(output)
+        assert f"0 finished, 0 failed, 0 killed, {runs} skipped" in screen_text(output)
 
 
 def test_ctrl_c_in_a_terminal(store):
@@ -67,7 +68,8 @@ def test_ctrl_c_in_a_terminal(store):
     as in a shell); the finished runs stay, the others and the parent are KILLED, nothing is
     left RUNNING; one line says so, no traceback, the cursor is back; exit ≠ 0. (The same command
     resumes a sweep: test_make_sweep_in_a_terminal[2-local-…], test_kill_then_resume.)"""
-    command = ["make", "sweep", "STUDY=smoke", "JOBS=2", f"ARGS={outputs(store)}"]
+    # 128 units train for many seconds after the 4-unit pack has finished: Ctrl-C finds them
+    command = ["make", "sweep", "STUDY=smoke", "JOBS=2", f"ARGS=model.units=4,128 {outputs(store)}"]
     code, output = run_in_terminal(
         command, env=terminal_env(store),
         interrupt_after=r"seed=\d: test_accuracy")
