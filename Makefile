@@ -10,7 +10,9 @@ ARGS ?=
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 FORCE ?=
 LAUNCHER ?=
+TEST_JOBS ?= 2  # test processes: most tests wait on processes they start, so two share 2 cores well
 UI_PORT ?= 5000
+export UI_PORT  # the links a sweep and a report print point at make ui's port
 PORT ?= 5001
 SERVER_HOST ?= 127.0.0.1
 SERVER_DIR ?= results/server
@@ -59,8 +61,8 @@ report: $(STAMP)  ## answer a study in results/STUDY/ (report.md, summary.csv, p
 explain: $(STAMP)  ## weight shapes and parameter accounting: make explain ARGS='data=motifs model.units=64'
 	$(PY) -m harness.explain $(ARGS)
 
-ui: $(STAMP)  ## MLflow UI over results/mlflow.db at http://127.0.0.1:5000 (UI_PORT=...)
-	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(STORE)} --host 127.0.0.1 --port $(UI_PORT)
+ui: $(STAMP)  ## MLflow UI over results/mlflow.db at http://127.0.0.1:5000 (UI_PORT=...); prints each study's links
+	$(PY) -m harness.ui --port '$(UI_PORT)' --store "$${MLFLOW_TRACKING_URI:-$(STORE)}"
 
 server: $(STAMP)  ## MLflow tracking server on 127.0.0.1:PORT (default 5001; SERVER_HOST=0.0.0.0 for cluster nodes), store under results/server/
 	@[[ "$(PORT)" =~ ^[0-9]+$$ ]] && (( $(PORT) >= 1 && $(PORT) <= 65535 )) || \
@@ -70,8 +72,8 @@ server: $(STAMP)  ## MLflow tracking server on 127.0.0.1:PORT (default 5001; SER
 	  --backend-store-uri sqlite:///$(abspath $(SERVER_DIR))/mlflow.db \
 	  --artifacts-destination $(abspath $(SERVER_DIR))/artifacts
 
-test: $(STAMP) $(VENV)/.installed-jax  ## the whole test suite (installs first on a fresh clone, JAX's CPU backend included)
-	$(PY) -m pytest -q
+test: $(STAMP) $(VENV)/.installed-jax  ## the whole test suite, TEST_JOBS at once (default 2; installs first on a fresh clone, JAX's CPU backend included)
+	$(PY) -m pytest -q -n '$(TEST_JOBS)' --dist loadgroup
 
 bench: $(STAMP) $(VENV)/.installed-jax  ## the harness against the naive Keras way -> results/bench/ [BENCH_GRID=default|four_sizes|full] [JOBS=n] [BENCH_BASELINE=skip: ours alone, against the FLOP bound]
 	$(PY) -m harness.bench --grid='$(BENCH_GRID)' --baseline='$(BENCH_BASELINE)' $(if $(filter command line,$(origin JOBS)),--jobs='$(JOBS)')

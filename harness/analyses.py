@@ -4,6 +4,7 @@ the Answer in words with the numbers, the tables and the plots that show it."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -29,6 +30,16 @@ class Analysis:
     sections: list[str] = field(default_factory=list)  # markdown blocks after it
     plots: dict[str, Callable[[Path], None]] = field(default_factory=dict)  # file → writer
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # further CSV files
+    # the answer's numbers, logged as the sweep parent run's metrics (the MLflow UI shows them)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def metric_name(label: str, name: str) -> str:
+    """`name` for one group of a swept factor (`train_size=500` → `train_size 500/name`), in
+    the characters MLflow allows in a metric name."""
+    if not label:
+        return name
+    return re.sub(r"[^\w./ -]+", " ", label).strip() + "/" + name
 
 
 def interval_name(row) -> str:
@@ -165,6 +176,37 @@ def capacity_answer(summary: pd.DataFrame, target: float) -> list[str]:
     return lines
 
 
+def capacity_metrics(summary: pd.DataFrame, target: float) -> dict[str, float]:
+    """The numbers of `capacity_answer`, per group of swept factors: the smallest units
+    reaching the target by mean (its accuracy, interval, parameters) and by whole interval, the
+    best size when none does, and 128 units against the smallest."""
+    metrics = {"target": target}
+    for label, group in groups(summary, swept_factors(summary)):
+        def put(name, value):
+            metrics[metric_name(label, name)] = float(value)
+
+        by_mean = minimal_units(group, target, "test_accuracy_mean")
+        by_ci = minimal_units(group, target, "test_accuracy_ci_low")
+        if by_mean is None:
+            best = group.loc[group["test_accuracy_mean"].idxmax()]
+            put("best_units", best["units"])
+            put("best_test_accuracy", best["test_accuracy_mean"])
+            continue
+        row = group[group["units"] == by_mean].iloc[0]
+        put("minimal_units", by_mean)
+        put("minimal_units_params", row["param_count"])
+        put("minimal_units_test_accuracy", row["test_accuracy_mean"])
+        put("minimal_units_ci_low", row["test_accuracy_ci_low"])
+        put("minimal_units_ci_high", row["test_accuracy_ci_high"])
+        if by_ci is not None:
+            put("minimal_units_whole_interval", by_ci)
+        big = group[group["units"] == 128]
+        if len(big) and by_mean != 128:
+            put("units_128_test_accuracy", big["test_accuracy_mean"].iloc[0])
+            put("units_128_params_ratio", big["param_count"].iloc[0] / row["param_count"])
+    return metrics
+
+
 def capacity_table(summary: pd.DataFrame) -> str:
     # the settings chosen per size on validation are shown beside it
     factors = swept_factors(summary) + list(summary.attrs.get("selected", ()))
@@ -262,7 +304,8 @@ def capacity(summary: pd.DataFrame, frame: pd.DataFrame, *, target: float,
             curves = histories(list(frame["run_id"]))
             plots["learning_curves.png"] = partial(
                 plot_learning_curves, curves, 1 / classes_of(summary), target)
-        return Analysis(answer=capacity_answer(summary, target), sections=sections, plots=plots)
+        return Analysis(answer=capacity_answer(summary, target), sections=sections, plots=plots,
+                        metrics=capacity_metrics(summary, target))
     return Analysis(
         answer=capacity_answer(summary, target),
         sections=sections,
@@ -270,6 +313,7 @@ def capacity(summary: pd.DataFrame, frame: pd.DataFrame, *, target: float,
             "capacity.png": partial(plot_capacity, summary, target),
             "overfitting.png": partial(plot_overfitting, summary),
         },
+        metrics=capacity_metrics(summary, target),
     )
 
 
@@ -431,7 +475,14 @@ def batch_timesteps(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis
         for _, row in summary.sort_values(["timesteps", "batch_size"]).iterrows()
     ]
     ratios = speedups(summary)
+    metrics = {f"batch {int(row['batch_size'])} steps {int(row['timesteps'])}/{name}": row[column]
+               for _, row in summary.iterrows()
+               for name, column in (("test_accuracy", "test_accuracy_mean"),
+                                    ("samples_per_s", "samples_per_s_mean"))}
+    if len(ratios):
+        metrics["speedup_per_4x_batch"] = float(np.exp(np.log(ratios["speedup"]).mean()))
     return Analysis(
+        metrics=metrics,
         answer=batch_timesteps_answer(summary, frame),
         sections=[markdown(pd.DataFrame(rows)),
                   "Speed-up per 4× batch (training samples/s):\n\n" + markdown(ratios)
@@ -550,7 +601,13 @@ def memorization(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis:
         }
         for _, row in table.iterrows()
     ])
+    top = table.loc[table["bits_per_param_mean"].idxmax()]
+    metrics = {f"units {int(units)}/bits_per_param_at_least": group["bits_per_param_mean"].max()
+               for units, group in table.groupby("units")}
+    metrics.update(best_bits_per_param_at_least=top["bits_per_param_mean"],
+                   best_units=top["units"], best_train_size=top["train_size"])
     return Analysis(
+        metrics=metrics,
         answer=memorization_answer(table, recipe(summary)),
         sections=[markdown(shown)],
         plots={"memorization.png": partial(plot_memorization, table, classes_of(summary))},
@@ -674,7 +731,18 @@ def double_descent(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis:
         }
         for _, row in summary.sort_values(["label_noise", "param_count"]).iterrows()
     ]
+    metrics = {}
+    for noise, group in summary.groupby("label_noise"):
+        found, label = descent(group), f"noise {noise:g}"
+        metrics[metric_name(label, "best_test_error")] = found["best_error"]
+        metrics[metric_name(label, "best_units")] = found["best_units"]
+        if found["threshold"] is not None:
+            metrics[metric_name(label, "interpolation_units")] = found["threshold"]
+        if found["peak"] is not None:
+            metrics[metric_name(label, "peak_units")] = found["peak"]["at"]
+            metrics[metric_name(label, "peak_rise")] = found["peak"]["rise"]
     return Analysis(
+        metrics=metrics,
         answer=double_descent_answer(summary),
         sections=[markdown(pd.DataFrame(rows))],
         plots={"double_descent.png": partial(plot_double_descent, summary)},

@@ -33,10 +33,10 @@ from harness.summary import (
 def write_report(
     study: str, runs: pd.DataFrame, out: Path, *, settings: dict, parent_id: str | None,
     histories=None,
-) -> dict[str, Path]:
-    """Write summary.csv, the analysis's plots and tables, and report.md for the study.
-    `histories(run_ids)` returns per-epoch metrics (tracking.metric_histories), for the
-    analyses that plot learning curves."""
+) -> tuple[dict[str, Path], dict[str, float]]:
+    """Write summary.csv, the analysis's plots and tables, and report.md for the study; return
+    the files and the answer's numbers. `histories(run_ids)` returns per-epoch metrics
+    (tracking.metric_histories), for the analyses that plot learning curves."""
     frame = runs_frame(runs)
     if frame.empty:
         raise ValueError(f"STUDY: {study!r} has no FINISHED runs; run `make sweep STUDY={study}`")
@@ -95,7 +95,7 @@ def write_report(
     ]
     files["report"] = out / "report.md"
     files["report"].write_text("\n".join(text))
-    return files
+    return files, result.metrics
 
 
 def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None) -> str:
@@ -162,10 +162,11 @@ def report_study(uri: str, study: str, out: Path, *, settings: dict,
     if runs is None:
         raise ValueError(f"STUDY: no experiment {study!r} in {uri}")
     parent = parent or tracking.latest_parent(runs)
-    files = write_report(study, runs, out / study, settings=settings, parent_id=parent,
-                         histories=partial(tracking.metric_histories, uri))
+    files, metrics = write_report(study, runs, out / study, settings=settings, parent_id=parent,
+                                  histories=partial(tracking.metric_histories, uri))
     if parent:
-        tracking.log_report(uri, parent, list(files.values()))
+        tracking.log_report(uri, parent, list(files.values()), metrics,
+                            pd.read_csv(files["summary"]))
         tracking.describe_run(uri, parent, ui_markdown(files["report"].read_text(), parent))
     return files["report"]
 
@@ -210,6 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         fail(str(error))
     print(f"{answer_text(path.read_text())}\nreport: {path}")
+    parent = tracking.latest_parent(tracking.study_runs(uri, args.study))
+    if parent:
+        print(tracking.browse_text(uri, args.study, parent))
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ nested child run; at the end a table, the study's Answer and the exit code tell 
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -63,6 +66,7 @@ class Sweep:
             tracking.check_reachable(uri)
             tracking.experiment_id(study, uri)  # created once, before any parallel job
             tracking.describe_experiment(uri, study, question_text(study))
+            tracking.preset_runs_view(uri, study)
             tracking.use_wal(uri)
             stale = tracking.close_stale_runs(uri, study)
             finished = set() if config.force else tracking.finished_keys(uri, study) & keys
@@ -126,7 +130,7 @@ class Sweep:
               f"{counts['finished']} finished, {counts['failed']} failed, "
               f"{counts['killed']} killed, {self.skipped} skipped, {missing} not run", flush=True)
         print("\n".join(rows), flush=True)
-        print(f"browse: make ui   (parent run {self.parent})", flush=True)
+        print(tracking.browse_text(self.uri, self.study, self.parent), flush=True)
         self.answer(config)
         if status != "FINISHED":
             sys.exit(1)
@@ -227,6 +231,25 @@ def launcher_overrides(jobs: str, force: str, launcher: str) -> list[str]:
     return overrides
 
 
+_interrupt_handled = threading.Event()
+
+
+def raise_until_handled(signum, frame) -> None:
+    """Ctrl-C in the submitting process raises KeyboardInterrupt, as Python's own handler does,
+    and raises it again a second later until `main` has handled it: raised while the main thread
+    runs a finalizer (a `__del__` or weakref callback, as when a finished job's result is
+    freed), Python prints "Exception ignored" and carries on."""
+    def again():
+        if not _interrupt_handled.is_set():
+            _thread.interrupt_main(signal.SIGINT)
+
+    if not _interrupt_handled.is_set():
+        timer = threading.Timer(1.0, again)
+        timer.daemon = True
+        timer.start()
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
     parser.add_argument("study", nargs="?", help="a file name in experiments/")
@@ -243,9 +266,12 @@ def main(argv: list[str] | None = None) -> None:
     overrides = launcher_overrides(known.jobs, known.force, known.launcher) + overrides
     sys.argv = [sys.argv[0], "--config-dir", str(EXPERIMENTS), "--config-name", known.study]
     sys.argv += overrides
+    signal.signal(signal.SIGINT, raise_until_handled)
     try:
         job()
     except KeyboardInterrupt:
+        _interrupt_handled.set()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the clean-up below runs to its end
         if _submitting is None:
             print("\ninterrupted", file=sys.stderr, flush=True)
             sys.exit(130)

@@ -4,9 +4,12 @@ the sweep's parent run and each job's child run."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import sqlite3
+import tempfile
+import time
 import traceback
 from pathlib import Path
 
@@ -17,6 +20,10 @@ from mlflow.tracking import MlflowClient
 from harness import slurm
 
 DEFAULT_URI = "sqlite:///results/mlflow.db"
+UI_PORT = "5000"  # `make ui`'s default port (Makefile: UI_PORT)
+# MLflow 3 opens an experiment on its GenAI overview unless the URL asks for the training view.
+TRAINING_VIEW = "workflowType=machine_learning"
+VIEW_KEY = "harness"  # the runs page's preset view: experiment tag mlflow.sharedViewState.harness
 PARENT_TAG = "mlflow.parentRunId"
 NOTE_TAG = "mlflow.note.content"  # what the MLflow UI shows as a run's or experiment's description
 
@@ -166,6 +173,60 @@ def describe_experiment(uri: str, study: str, text: str) -> None:
     MlflowClient(uri).set_experiment_tag(experiment_id(study, uri), NOTE_TAG, text)
 
 
+def ui_address(uri: str) -> str:
+    """Where a browser finds the MLflow UI of this store: a tracking server is its own UI; a
+    SQLite store is shown by `make ui` (on UI_PORT)."""
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/")
+    return f"http://127.0.0.1:{os.environ.get('UI_PORT') or UI_PORT}"
+
+
+def run_link(uri: str, study: str, run_id: str) -> str:
+    """The UI page of one run (the sweep's parent: the report with its answer), training view."""
+    return (f"{ui_address(uri)}/#/experiments/{experiment_id(study, uri)}/runs/{run_id}"
+            f"?{TRAINING_VIEW}")
+
+
+def runs_link(uri: str, study: str) -> str:
+    """The study's runs page in the training view, with the preset view `preset_runs_view`
+    stores: every child run, and test accuracy against parameter count."""
+    return (f"{ui_address(uri)}/#/experiments/{experiment_id(study, uri)}/runs?{TRAINING_VIEW}"
+            f"&compareRunsMode=CHART&viewStateShareKey={VIEW_KEY}")
+
+
+def browse_text(uri: str, study: str, parent_id: str) -> str:
+    """Two lines: the parent run's page (its answer) and the runs page, for the store in use."""
+    where = "" if uri.startswith(("http://", "https://")) else " (after `make ui`)"
+    return (f"browse{where}: {run_link(uri, study, parent_id)}\n"
+            f"  every run: {runs_link(uri, study)}")
+
+
+def preset_runs_view(uri: str, study: str) -> None:
+    """A view of the runs page the UI loads from an experiment tag (its "Share" button stores
+    them the same way): the child runs only, not collapsed under their parent, smallest first;
+    all of them in the charts (MLflow shows the first 10 by default); a scatter chart of test
+    accuracy against parameter count; the columns that say what each run was."""
+    def chart(x: str, y: str) -> dict:
+        return {"uuid": f"{y}-{x}", "type": "SCATTER", "xaxis": {"key": x, "type": "METRIC"},
+                "yaxis": {"key": y, "type": "METRIC"}, "runsCountToCompare": 100,
+                "metricSectionId": "answer", "deleted": False, "isGenerated": False}
+
+    view = {
+        "searchFilter": "tags.run_key LIKE '%'",  # children carry a run_key, the parent none
+        "orderByKey": "metrics.`param_count`", "orderByAsc": True,
+        "runsHiddenMode": "SHOW_ALL",
+        "compareRunCharts": [chart("param_count", "test_accuracy"),
+                             chart("param_count", "generalization_gap")],
+        "compareRunSections": [{"uuid": "answer", "name": "The study's question", "display": True,
+                                "isReordered": False, "deleted": False, "isGenerated": False}],
+        "selectedColumns": [f"params.`{name}`" for name in ("units", "seed", "learning_rate")]
+        + [f"metrics.`{name}`" for name in ("param_count", "test_accuracy", "train_accuracy",
+                                              "generalization_gap")],
+    }
+    MlflowClient(uri).set_experiment_tag(experiment_id(study, uri),
+                                         f"mlflow.sharedViewState.{VIEW_KEY}", json.dumps(view))
+
+
 def describe_run(uri: str, run_id: str, text: str) -> None:
     """A run's description in the UI (markdown)."""
     MlflowClient(uri).set_tag(run_id, NOTE_TAG, text)
@@ -234,9 +295,10 @@ def child_runs(uri: str, study: str, parent_id: str) -> list:
 
 
 def finish_parent(uri: str, parent_id: str, status: str, counts: dict[str, int]) -> None:
+    """End the parent run; the job counts are its tags (its metrics are the answer's)."""
     client = MlflowClient(uri)
     for name, count in counts.items():
-        client.log_metric(parent_id, f"jobs_{name}", count)
+        client.set_tag(parent_id, f"jobs_{name}", count)
     client.set_terminated(parent_id, status)
 
 
@@ -319,8 +381,6 @@ def member_runs(uri: str, study: str, parent_id: str, members: list[dict]):
 
 def log_member(uri: str, run_id: str, result: dict) -> None:
     """A packed member's per-epoch curves (step = epoch) and final metrics."""
-    import time
-
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
@@ -392,8 +452,25 @@ def latest_parent(runs) -> str | None:
     return parents["run_id"].iloc[-1] if len(parents) else None
 
 
-def log_report(uri: str, parent_id: str, paths: list) -> None:
-    """Attach the report files to the parent run, under `report/`."""
+def log_report(uri: str, parent_id: str, paths: list, metrics: dict[str, float],
+               summary) -> None:
+    """Attach the report files to the parent run, under `report/`; the answer's numbers become
+    its metrics (a report written again replaces them: step 0, newest wins) and the summary an
+    MLflow table (`report/summary.json`, sortable in the UI's artifact view)."""
+    from mlflow.entities import Metric
+
     client = MlflowClient(uri)
     for path in paths:
         client.log_artifact(parent_id, str(path), "report")
+    now = int(time.time() * 1000)
+    client.log_batch(parent_id, metrics=[Metric(name, float(value), now, 0)
+                                         for name, value in metrics.items()])
+    # The table as MlflowClient.log_table stores one (pandas' split JSON, listed in the run's
+    # mlflow.loggedArtifacts tag), but replaced: log_table appends to a table already there,
+    # and a report written again would double its rows.
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "summary.json"
+        summary.to_json(path, orient="split", index=False)
+        client.log_artifact(parent_id, str(path), "report")
+    client.set_tag(parent_id, "mlflow.loggedArtifacts",
+                   json.dumps([{"path": "report/summary.json", "type": "table"}]))

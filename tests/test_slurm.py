@@ -36,6 +36,7 @@ def slurm_ready() -> str | None:
 
 pytestmark = [
     pytest.mark.slurm,
+    pytest.mark.xdist_group("slurm"),  # one test at a time on the one-node cluster
     pytest.mark.slow,
     pytest.mark.skipif(slurm_ready() is not None, reason=str(slurm_ready())),
 ]
