@@ -189,9 +189,9 @@ def run_link(uri: str, study: str, run_id: str) -> str:
 
 def runs_link(uri: str, study: str) -> str:
     """The study's runs page in the training view, with the preset view `preset_runs_view`
-    stores: every child run, and test accuracy against parameter count."""
+    stores: every child run in a table, smallest first (its charts one click away)."""
     return (f"{ui_address(uri)}/#/experiments/{experiment_id(study, uri)}/runs?{TRAINING_VIEW}"
-            f"&compareRunsMode=CHART&viewStateShareKey={VIEW_KEY}")
+            f"&viewStateShareKey={VIEW_KEY}")
 
 
 def browse_text(uri: str, study: str, parent_id: str) -> str:

@@ -36,6 +36,7 @@ def links_text(uri: str) -> str:
     if not parents:
         return "no sweep in this store yet: run `make sweep`"
     study, parent = parents[0]
+    tracking.preset_runs_view(uri, study)  # its runs page's view (a sweep sets it; older stores)
     lines = [f"latest study, {study}:",
              f"  its answer: {tracking.run_link(uri, study, parent)}",
              f"  every run:  {tracking.runs_link(uri, study)}"]
@@ -47,7 +48,8 @@ def links_text(uri: str) -> str:
     return "\n".join(lines)
 
 
-def wait_until_up(address: str, server: subprocess.Popen, timeout: float = 120) -> None:
+def wait_until_up(address: str, server: subprocess.Popen, log: Path,
+                  timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while True:
         try:
@@ -56,7 +58,7 @@ def wait_until_up(address: str, server: subprocess.Popen, timeout: float = 120) 
         except requests.RequestException:
             pass
         if server.poll() is not None:
-            fail(f"UI_PORT: mlflow ui exited ({server.returncode}); is port "
+            fail(f"UI_PORT: mlflow ui exited ({server.returncode}; {log}); is port "
                  f"{os.environ['UI_PORT']} in use? Choose another: make ui UI_PORT=5050")
         if time.time() > deadline:
             server.terminate()
@@ -79,11 +81,15 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["UI_PORT"] = str(args.port)
     address = tracking.ui_address(uri)
     mlflow = Path(sys.executable).parent / "mlflow"
-    server = subprocess.Popen([str(mlflow), "ui", "--backend-store-uri", uri,
-                               "--host", "127.0.0.1", "--port", str(args.port)])
+    log = Path(uri[len("sqlite:///"):]).parent / "mlflow-ui.log"  # the server's own lines
+    with log.open("w") as output:
+        server = subprocess.Popen([str(mlflow), "ui", "--backend-store-uri", uri, "--host",
+                                   "127.0.0.1", "--port", str(args.port)],
+                                  stdout=output, stderr=subprocess.STDOUT)
     try:
-        wait_until_up(address, server)
-        print(f"\nMLflow UI at {address} (Ctrl-C stops it)\n{links_text(uri)}\n", flush=True)
+        wait_until_up(address, server, log)
+        print(f"MLflow UI at {address} (its log: {log}; Ctrl-C stops it)\n{links_text(uri)}",
+              flush=True)
         server.wait()
     except KeyboardInterrupt:
         server.terminate()

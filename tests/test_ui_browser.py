@@ -1,5 +1,6 @@
-"""The MLflow UI in a real browser: `mlflow ui` on a free loopback port over a store holding a
-finished smoke sweep and its report, opened in headless Debian Chromium through Playwright.
+"""The MLflow UI in a real browser: `make ui` on a free loopback port over a store holding a
+finished smoke sweep and its report; the links it prints opened in headless Debian Chromium
+through Playwright.
 Skipped where Chromium or Playwright is missing; .ci/run installs both."""
 
 import os
@@ -7,9 +8,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
@@ -31,85 +29,81 @@ QUESTION = "Does the whole chain work — real MNIST, model, Hydra sweep, MLflow
 
 @pytest.fixture
 def ui(smoke_report):
+    """`make ui` on a free port over the smoke sweep's store, as a user starts it: (the links it
+    prints — the latest study's answer and its runs page —, client, report folder)."""
     folder, client, _ = smoke_report
-    store = client.tracking_uri
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", store,
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        ["make", "ui", f"UI_PORT={port}"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, start_new_session=True,
+        env=dict(os.environ, MLFLOW_TRACKING_URI=client.tracking_uri),
     )
-    import requests
-
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                break
-        except requests.RequestException:
-            pass
-        assert server.poll() is None and time.time() < deadline, "mlflow ui did not start"
-        time.sleep(0.5)
-    yield url, client, folder
+    links, printed = {}, []
+    for line in server.stdout:  # make ui gives up by itself if the UI does not start
+        printed.append(line)
+        for name in ("its answer", "every run"):
+            if line.strip().startswith(f"{name}:"):
+                links[name] = line.split(":", 1)[1].strip()
+        if len(links) == 2:
+            break
+    assert len(links) == 2, "".join(printed)
+    yield links, client, folder
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=30)
 
 
-def test_experiment_runs_and_report_are_visible(ui, tmp_path):
-    url, client, folder = ui
+def test_the_printed_links_show_the_answer(ui):
+    """The links `make ui` prints, opened in a fresh browser profile (no local storage, as a
+    new user's): MLflow's training view, not its GenAI overview; the parent run's page shows
+    the answer with its numbers and has them as metrics; the runs page lists every child run
+    flat with its test accuracy; the report's plots and files are the parent's."""
+    links, client, folder = ui
     experiment = client.get_experiment_by_name("smoke")
     runs = client.search_runs([experiment.experiment_id])
     parent = next(r for r in runs if r.data.tags.get("sweep") == "parent")
-    child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert links["its answer"].endswith(
+        f"/#/experiments/{experiment.experiment_id}/runs/{parent.info.run_id}"
+        "?workflowType=machine_learning")
+    answer = (folder / "report.md").read_text().split("## Answer\n\n")[1].split("\n")[0]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    base = f"{url}/#/experiments/{experiment.experiment_id}"
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
 
-        page.goto(f"{base}/runs")
-        page.get_by_text("smoke sweep").first.wait_for(timeout=60000)
-        # The experiment's name: the header can render after the runs table, so wait for it.
-        page.get_by_text("smoke", exact=True).first.wait_for(timeout=30000)
-        assert page.get_by_text("smoke", exact=True).count() >= 1
-        # The experiment's description: the study's question, above the runs.
-        page.get_by_text(QUESTION).first.wait_for(timeout=30000)
-        if page.get_by_label("Close").count():  # the assistant side panel hides the table
-            page.get_by_label("Close").first.click()
-        # Child runs are nested under the parent row: expand it.
-        page.locator('button[data-component-id*="runnamecellrenderer"]').first.click()
-        for run in runs:
-            if run is not parent:
-                page.get_by_text(run.info.run_name, exact=True).first.wait_for(timeout=30000)
-        page.screenshot(path=str(SCREENSHOTS / "experiment.png"))
-
-        page.goto(f"{base}/runs/{child.info.run_id}")
-        page.get_by_text("param_count").first.wait_for(timeout=60000)
-        page.get_by_text("test_accuracy").first.wait_for(timeout=60000)
-        accuracy = f"{child.data.metrics['test_accuracy']:.4g}"[:5]
-        assert accuracy in page.content()
-        assert str(int(child.data.metrics["param_count"])) in page.content()
-        page.screenshot(path=str(SCREENSHOTS / "child_run.png"), full_page=True)
-
-        # The parent run's description is the report: the Answer and its plots, no clicks.
-        page.goto(f"{base}/runs/{parent.info.run_id}")
-        answer = (folder / "report.md").read_text().split("## Answer\n\n")[1].split("\n")[0]
+        # The answer's link: the parent run, its description is the report.
+        page.goto(links["its answer"])
         page.get_by_text(answer[2:60]).first.wait_for(state="visible", timeout=60000)
+        page.get_by_text("Model registry").first.wait_for(timeout=30000)  # the training view's
+        body = page.inner_text("body")
+        assert "Judges" not in body and "Traces 0" not in body  # not the GenAI overview
+        page.screenshot(path=str(SCREENSHOTS / "answer_first_screen.png"))
+        # the parent's metrics are the answer's numbers
+        for name, value in parent.data.metrics.items():
+            page.get_by_text(name, exact=True).first.wait_for(timeout=30000)
+        assert not [name for name in parent.data.metrics if name.startswith("jobs_")]
         plot = page.locator('img[src*="report%2Fcapacity.png"]').first
         plot.scroll_into_view_if_needed(timeout=30000)
         page.wait_for_function(
             "() => [...document.images].some(i => i.src.includes('capacity.png') && i.naturalWidth > 0)",
             timeout=30000)
-        page.screenshot(path=str(SCREENSHOTS / "parent_run.png"), full_page=True)
-        plot.screenshot(path=str(SCREENSHOTS / "parent_run_plot.png"))
+        page.screenshot(path=str(SCREENSHOTS / "answer.png"), full_page=True)
 
-        page.goto(f"{base}/runs/{parent.info.run_id}/artifacts")
+        # Every run: the children in a table, not collapsed under the parent, smallest first.
+        page.goto(links["every run"])
+        page.get_by_text(QUESTION).first.wait_for(timeout=60000)  # the experiment's description
+        page.get_by_text(f"{len(children)} matching runs").first.wait_for(timeout=60000)
+        for child in children:
+            page.get_by_text(child.info.run_name, exact=True).first.wait_for(timeout=30000)
+            assert f"{child.data.metrics['test_accuracy']:.4g}"[:5] in page.content()
+        page.screenshot(path=str(SCREENSHOTS / "every_run.png"))
+
+        page.goto(links["its answer"].replace("?", "/artifacts?"))
         page.get_by_text("report", exact=True).first.wait_for(timeout=60000)
         page.get_by_text("report", exact=True).first.click()
-        for name in ("report.md", "summary.csv", "capacity.png", "overfitting.png"):
+        for name in ("report.md", "summary.csv", "summary.json", "capacity.png"):
             page.get_by_text(name, exact=True).first.wait_for(timeout=30000)
         page.get_by_text("report.md", exact=True).first.click()
         page.get_by_text(QUESTION).first.wait_for(timeout=30000)  # rendered
