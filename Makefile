@@ -10,9 +10,11 @@ ARGS ?=
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 FORCE ?=
 LAUNCHER ?=
-TEST_JOBS ?= 2  # test processes: most tests wait on processes they start, so two share 2 cores well
+# test processes: most tests wait on processes they start, so two share 2 cores well
+TEST_JOBS ?= 2
 UI_PORT ?= 5000
-export UI_PORT  # the links a sweep and a report print point at make ui's port
+# the links a sweep and a report print point at make ui's port
+export UI_PORT
 PORT ?= 5001
 SERVER_HOST ?= 127.0.0.1
 SERVER_DIR ?= results/server

@@ -39,7 +39,7 @@ def metric_name(label: str, name: str) -> str:
     the characters MLflow allows in a metric name."""
     if not label:
         return name
-    return re.sub(r"[^\w./ -]+", " ", label).strip() + "/" + name
+    return " ".join(re.sub(r"[^\w./-]+", " ", label).split()) + "/" + name
 
 
 def interval_name(row) -> str:
@@ -196,8 +196,9 @@ def capacity_metrics(summary: pd.DataFrame, target: float) -> dict[str, float]:
         put("minimal_units", by_mean)
         put("minimal_units_params", row["param_count"])
         put("minimal_units_test_accuracy", row["test_accuracy_mean"])
-        put("minimal_units_ci_low", row["test_accuracy_ci_low"])
-        put("minimal_units_ci_high", row["test_accuracy_ci_high"])
+        # the row's interval: a 95% CI with 5 seeds or more, else the seeds' range
+        put("minimal_units_interval_low", row["test_accuracy_ci_low"])
+        put("minimal_units_interval_high", row["test_accuracy_ci_high"])
         if by_ci is not None:
             put("minimal_units_whole_interval", by_ci)
         big = group[group["units"] == 128]

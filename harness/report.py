@@ -168,7 +168,7 @@ def report_study(uri: str, study: str, out: Path, *, settings: dict,
         tracking.log_report(uri, parent, list(files.values()), metrics,
                             pd.read_csv(files["summary"]))
         tracking.describe_run(uri, parent, ui_markdown(files["report"].read_text(), parent))
-        tracking.preset_runs_view(uri, study)  # for stores from before the sweep set it
+        tracking.preset_runs_view(uri, study)  # the runs page's view: its columns are the swept params
     return files["report"]
 
 

@@ -66,7 +66,6 @@ class Sweep:
             tracking.check_reachable(uri)
             tracking.experiment_id(study, uri)  # created once, before any parallel job
             tracking.describe_experiment(uri, study, question_text(study))
-            tracking.preset_runs_view(uri, study)
             tracking.use_wal(uri)
             stale = tracking.close_stale_runs(uri, study)
             finished = set() if config.force else tracking.finished_keys(uri, study) & keys
@@ -231,23 +230,19 @@ def launcher_overrides(jobs: str, force: str, launcher: str) -> list[str]:
     return overrides
 
 
-_interrupt_handled = threading.Event()
+_interrupted = False  # set first thing once main() has the KeyboardInterrupt of a Ctrl-C
 
 
-def raise_until_handled(signum, frame) -> None:
-    """Ctrl-C in the submitting process raises KeyboardInterrupt, as Python's own handler does,
-    and raises it again a second later until `main` has handled it: raised while the main thread
-    runs a finalizer (a `__del__` or weakref callback, as when a finished job's result is
-    freed), Python prints "Exception ignored" and carries on."""
-    def again():
-        if not _interrupt_handled.is_set():
-            _thread.interrupt_main(signal.SIGINT)
-
-    if not _interrupt_handled.is_set():
-        timer = threading.Timer(1.0, again)
-        timer.daemon = True
-        timer.start()
-    raise KeyboardInterrupt
+def raise_dropped_interrupt(unraisable) -> None:
+    """Python drops (and prints as "Exception ignored") a KeyboardInterrupt raised while the
+    main thread runs a finalizer — a `__del__` or weakref callback, as when a finished job's
+    result is freed —, and the sweep would run on. Raise it again where main() can handle it;
+    anything else goes to Python's own hook."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        if not _interrupted:  # from another thread: raised here, it would be dropped again
+            threading.Timer(0.1, _thread.interrupt_main, (signal.SIGINT,)).start()
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -266,11 +261,12 @@ def main(argv: list[str] | None = None) -> None:
     overrides = launcher_overrides(known.jobs, known.force, known.launcher) + overrides
     sys.argv = [sys.argv[0], "--config-dir", str(EXPERIMENTS), "--config-name", known.study]
     sys.argv += overrides
-    signal.signal(signal.SIGINT, raise_until_handled)
+    global _interrupted
+    sys.unraisablehook = raise_dropped_interrupt
     try:
         job()
     except KeyboardInterrupt:
-        _interrupt_handled.set()
+        _interrupted = True
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the clean-up below runs to its end
         if _submitting is None:
             print("\ninterrupted", file=sys.stderr, flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -25,6 +26,7 @@ UI_PORT = "5000"  # `make ui`'s default port (Makefile: UI_PORT)
 TRAINING_VIEW = "workflowType=machine_learning"
 VIEW_KEY = "harness"  # the runs page's preset view: experiment tag mlflow.sharedViewState.harness
 PARENT_TAG = "mlflow.parentRunId"
+PARENT_TAG_COLUMN = f"tags.{PARENT_TAG}"  # in mlflow.search_runs' frame
 NOTE_TAG = "mlflow.note.content"  # what the MLflow UI shows as a run's or experiment's description
 
 
@@ -201,11 +203,23 @@ def browse_text(uri: str, study: str, parent_id: str) -> str:
             f"  every run: {runs_link(uri, study)}")
 
 
+def swept_params(uri: str, study: str) -> list[str]:
+    """The params that differ between the study's child runs (units first, seed last)."""
+    runs = study_runs(uri, study)
+    if runs is None or PARENT_TAG_COLUMN not in runs:
+        return ["units", "seed"]
+    children = runs[runs[PARENT_TAG_COLUMN].notna()]
+    names = [column[len("params."):] for column in children if column.startswith("params.")
+             and children[column].nunique() > 1]
+    return sorted(names, key=lambda name: (name != "units", name == "seed", name))
+
+
 def preset_runs_view(uri: str, study: str) -> None:
     """A view of the runs page the UI loads from an experiment tag (its "Share" button stores
     them the same way): the child runs only, not collapsed under their parent, smallest first;
-    all of them in the charts (MLflow shows the first 10 by default); a scatter chart of test
-    accuracy against parameter count; the columns that say what each run was."""
+    all of them in the charts (MLflow shows the first 10 by default; a chart takes at most
+    100); scatter charts of test accuracy and the train–test gap against parameter count; the
+    swept params and the accuracies as columns."""
     def chart(x: str, y: str) -> dict:
         return {"uuid": f"{y}-{x}", "type": "SCATTER", "xaxis": {"key": x, "type": "METRIC"},
                 "yaxis": {"key": y, "type": "METRIC"}, "runsCountToCompare": 100,
@@ -219,7 +233,7 @@ def preset_runs_view(uri: str, study: str) -> None:
                              chart("param_count", "generalization_gap")],
         "compareRunSections": [{"uuid": "answer", "name": "The study's question", "display": True,
                                 "isReordered": False, "deleted": False, "isGenerated": False}],
-        "selectedColumns": [f"params.`{name}`" for name in ("units", "seed", "learning_rate")]
+        "selectedColumns": [f"params.`{name}`" for name in swept_params(uri, study)]
         + [f"metrics.`{name}`" for name in ("param_count", "test_accuracy", "train_accuracy",
                                               "generalization_gap")],
     }
@@ -462,9 +476,16 @@ def log_report(uri: str, parent_id: str, paths: list, metrics: dict[str, float],
     client = MlflowClient(uri)
     for path in paths:
         client.log_artifact(parent_id, str(path), "report")
+    # Finite values only (one seed has no interval), to 6 significant digits. MLflow cannot
+    # delete a metric: one an earlier report logged that this one has not (another target,
+    # another analysis, an older version's job counts) is set to NaN, so that the parent's
+    # finite metrics are this answer's only.
+    numbers = {name: float(f"{value:.6g}") for name, value in metrics.items()
+               if math.isfinite(value)}
+    stale = set(client.get_run(parent_id).data.metrics) - set(numbers)
     now = int(time.time() * 1000)
-    client.log_batch(parent_id, metrics=[Metric(name, float(value), now, 0)
-                                         for name, value in metrics.items()])
+    client.log_batch(parent_id, metrics=[
+        Metric(name, numbers.get(name, math.nan), now, 0) for name in [*numbers, *stale]])
     # The table as MlflowClient.log_table stores one (pandas' split JSON, listed in the run's
     # mlflow.loggedArtifacts tag), but replaced: log_table appends to a table already there,
     # and a report written again would double its rows.

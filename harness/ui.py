@@ -6,7 +6,10 @@ parent run of its latest sweep) and its runs page, in MLflow's training view.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,14 +23,17 @@ from harness.console import fail
 
 
 def latest_parents(uri: str) -> list[tuple[str, str]]:
-    """(study, parent run id) of each study's latest sweep, the latest study first."""
+    """(study, parent run id) of each study's latest sweep with a report (one interrupted
+    before its end has none), the latest study first."""
     client = MlflowClient(uri)
     found = []
     for experiment in client.search_experiments():
         parents = client.search_runs([experiment.experiment_id], "tags.sweep = 'parent'",
-                                     order_by=["attributes.start_time DESC"], max_results=1)
+                                     order_by=["attributes.start_time DESC"], max_results=50)
+        answered = [run for run in parents if tracking.NOTE_TAG in run.data.tags]
         if parents:
-            found.append((parents[0].info.start_time, experiment.name, parents[0].info.run_id))
+            run = (answered or parents)[0]
+            found.append((run.info.start_time, experiment.name, run.info.run_id))
     return [(study, run_id) for _, study, run_id in sorted(found, reverse=True)]
 
 
@@ -36,7 +42,7 @@ def links_text(uri: str) -> str:
     if not parents:
         return "no sweep in this store yet: run `make sweep`"
     study, parent = parents[0]
-    tracking.preset_runs_view(uri, study)  # its runs page's view (a sweep sets it; older stores)
+    tracking.preset_runs_view(uri, study)  # its runs page's view (reports set it; older stores)
     lines = [f"latest study, {study}:",
              f"  its answer: {tracking.run_link(uri, study, parent)}",
              f"  every run:  {tracking.runs_link(uri, study)}"]
@@ -49,21 +55,37 @@ def links_text(uri: str) -> str:
 
 
 def wait_until_up(address: str, server: subprocess.Popen, log: Path,
-                  timeout: float = 120) -> None:
+                  timeout: float = 300) -> None:
     deadline = time.time() + timeout
-    while True:
+    while server.poll() is None:
         try:
             if requests.get(f"{address}/health", timeout=2).ok:
                 return
         except requests.RequestException:
             pass
-        if server.poll() is not None:
-            fail(f"UI_PORT: mlflow ui exited ({server.returncode}; {log}); is port "
-                 f"{os.environ['UI_PORT']} in use? Choose another: make ui UI_PORT=5050")
         if time.time() > deadline:
-            server.terminate()
-            fail(f"mlflow ui did not answer at {address} within {timeout:.0f} s")
+            fail(f"mlflow ui did not answer at {address} within {timeout:.0f} s (its log: {log})")
         time.sleep(0.5)
+    fail(f"mlflow ui exited ({server.returncode}); its log: {log}")
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def stop(server: subprocess.Popen) -> None:
+    """End the UI and the workers it started (its own process group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,26 +96,40 @@ def main(argv: list[str] | None = None) -> None:
     if not (str(args.port).isdigit() and 1 <= int(args.port) <= 65535):
         fail(f"UI_PORT: {args.port!r} is not allowed; use a port number 1..65535")
     uri = tracking.resolve_uri(args.store)
-    if uri.startswith(("http://", "https://")):  # a tracking server is its own UI
-        tracking.check_reachable(uri)
+    if uri.startswith(("http://", "https://")):  # a tracking server is its own UI: links only
+        try:
+            tracking.check_reachable(uri)
+        except tracking.TrackingError as error:
+            fail(str(error))
         print(links_text(uri), flush=True)
         return
+    if not port_free(int(args.port)):
+        fail(f"UI_PORT: port {args.port} is in use (another make ui?); choose another: "
+             "make ui UI_PORT=5050")
     os.environ["UI_PORT"] = str(args.port)
     address = tracking.ui_address(uri)
     mlflow = Path(sys.executable).parent / "mlflow"
-    log = Path(uri[len("sqlite:///"):]).parent / "mlflow-ui.log"  # the server's own lines
+    folder = Path(uri[len("sqlite:///"):]).parent if uri.startswith("sqlite:///") else Path(".")
+    log = folder / "mlflow-ui.log"  # the server's own lines
+    # One worker: a UI for one person (MLflow's default of 4 takes minutes to start on 2 busy
+    # cores). Its own process group, which stop() ends whatever ends this process.
     with log.open("w") as output:
-        server = subprocess.Popen([str(mlflow), "ui", "--backend-store-uri", uri, "--host",
-                                   "127.0.0.1", "--port", str(args.port)],
-                                  stdout=output, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [str(mlflow), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port",
+             str(args.port), "--workers", "1"],
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         wait_until_up(address, server, log)
         print(f"MLflow UI at {address} (its log: {log}; Ctrl-C stops it)\n{links_text(uri)}",
               flush=True)
         server.wait()
+        fail(f"mlflow ui exited ({server.returncode}); its log: {log}")
     except KeyboardInterrupt:
-        server.terminate()
-        server.wait(timeout=30)
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop(server)
 
 
 if __name__ == "__main__":

@@ -33,23 +33,25 @@ def cursor_shown(output: str) -> bool:
     return output.rfind("\x1b[?25h") > output.rfind("\x1b[?25l")
 
 
-@pytest.mark.parametrize("jobs,launcher", [
-    (2, ""),       # the parallel (joblib) launcher, as `make sweep` on 2 cores
-    (2, "local"),  # submitit's local executor, a process per job
-    (1, ""),       # the jobs in the sweep's own process, its stdout sent to their logs
+@pytest.mark.parametrize("jobs,launcher,seeds", [
+    (2, "", (0, 1)),   # the parallel (joblib) launcher, as `make sweep` on 2 cores (a worker
+                       # takes a second job)
+    (2, "local", (0,)),  # submitit's local executor, a process per job
+    (1, "", (0,)),     # the jobs in the sweep's own process, its stdout sent to their logs
 ])
-def test_make_sweep_in_a_terminal(store, jobs, launcher):
-    """`make sweep STUDY=smoke` (shrunk to one seed) typed in a terminal: the live display (a
-    line per finished run, the runs bar, no Keras epoch lines), every run FINISHED, the Answer,
-    exit 0."""
-    runs = 2
+def test_make_sweep_in_a_terminal(store, jobs, launcher, seeds):
+    """`make sweep STUDY=smoke` (shrunk) typed in a terminal: the live display (a line per
+    finished run, the runs bar, no Keras epoch lines), every run FINISHED, the Answer, exit 0."""
+    runs = 2 * len(seeds)
     command = ["make", "sweep", "STUDY=smoke", f"JOBS={jobs}", f"LAUNCHER={launcher}",
-               f"ARGS={SHRUNK} seed=0 {outputs(store)}"]
+               f"ARGS={SHRUNK} seed={','.join(map(str, seeds))} {outputs(store)}"]
     code, output = run_in_terminal(command, env=terminal_env(store))
     screen = screen_text(output)
     assert code == 0, screen[-3000:]
     for units in (4, 16):
-        assert re.search(rf"model.units={units} seed=0[^:\n]*: test_accuracy 0\.\d{{4}}", screen)
+        for seed in seeds:
+            assert re.search(rf"model.units={units} seed={seed}[^:\n]*: test_accuracy 0\.\d{{4}}",
+                             screen)
     assert re.search(rf"runs +━+ {runs}/{runs}", screen)
     assert "Traceback" not in screen and "Epoch 1/" not in screen and cursor_shown(output)
     assert "report: " in screen.split("browse (after `make ui`): http://127.0.0.1:")[1]
@@ -67,7 +69,7 @@ def test_ctrl_c_in_a_terminal(store):
     as in a shell); the finished runs stay, the others and the parent are KILLED, nothing is
     left RUNNING; one line says so, no traceback, the cursor is back; exit ≠ 0. (The same command
     resumes a sweep: test_make_sweep_in_a_terminal[2-local-…], test_kill_then_resume.)"""
-    # 128 units train for many seconds after the 4-unit pack has finished: Ctrl-C finds them
+    # 128 units train for many seconds after the 4-unit runs have finished: Ctrl-C finds them
     command = ["make", "sweep", "STUDY=smoke", "JOBS=2", f"ARGS=model.units=4,128 {outputs(store)}"]
     code, output = run_in_terminal(
         command, env=terminal_env(store),
@@ -159,3 +161,37 @@ def test_a_job_takes_plain_data_to_its_worker(launcher, tmp_path, monkeypatch):
     sent = [c for c in received.hydra_context.callbacks.callbacks
             if isinstance(c, sweep.SweepCallback)]
     assert len(sent) == 1 and vars(sent[0]) == {}
+
+
+DROPPED = """
+import os, signal, sys, time
+from harness import sweep
+
+sys.unraisablehook = sweep.raise_dropped_interrupt  # as sweep.main installs it
+
+class Freed:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)  # the KeyboardInterrupt is raised here, inside the finalizer
+
+try:
+    Freed()  # freed at once
+    time.sleep(10)
+    print("ran on")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_ctrl_c_inside_a_finalizer_still_interrupts():
+    """A KeyboardInterrupt raised while a finalizer runs (as when a job's result is freed in
+    the submitting process) is dropped by Python; the sweep raises it again, silently."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run([sys.executable, "-c", DROPPED], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.stdout.strip() == "interrupted", result.stdout + result.stderr
+    assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr
