@@ -75,7 +75,7 @@ def write_report(
         "## Answer",
         "",
         *result.answer,
-        budget_line(summary, selection),
+        budget_line(summary, selection, name),
         "",
         *(selection_section(selection, keys) if selection is not None else []),
         *[block for section in result.sections if section for block in (section, "")],
@@ -98,9 +98,11 @@ def write_report(
     return files, result.metrics
 
 
-def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None) -> str:
+def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
+                analysis: str = "capacity") -> str:
     """What the answer holds for, in one sentence: the optimiser and how its settings were
-    chosen, how long each model trained (and which did not converge), the batch and seeds."""
+    chosen, how long each model trained (and which did not converge, and what that means for
+    the analysis's figures), the batch and seeds."""
     def values(frame, column):
         return "/".join(fmt(v) for v in sorted(frame[column].dropna().unique()))
 
@@ -126,9 +128,14 @@ def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None) -> str:
                      "; every configuration stopped before the epoch cap")
         parts.append(text)
     else:
+        meaning = {
+            "capacity": "so a smallest size that reaches a target is an upper bound on what is "
+                        "needed",
+            "memorization": "so the bits stored are a lower bound on what each size can store",
+        }.get(analysis, "so its differences may change with longer training")
         parts.append(f"a fixed {values(summary, 'epochs')} epochs for every configuration, not "
-                     "trained to convergence: its accuracies are what this recipe reaches, so a "
-                     "smallest size that reaches a target is an upper bound on what is needed")
+                     f"trained to convergence: its accuracies are what this recipe reaches, "
+                     f"{meaning}")
     seeds = summary["n_seeds"]
     parts.append(f"batch {values(summary, 'batch_size')}, "
                  f"{seeds.min()}{'' if seeds.min() == seeds.max() else f'–{seeds.max()}'} seeds")

@@ -236,9 +236,28 @@ def test_memorization_report(tmp_path):
     expected = analyses.fano_bits(table["train_size"], table["fit_accuracy_mean"], 10)
     assert table["bits_mean"].tolist() == pytest.approx(list(expected), rel=1e-4, abs=1e-6)
     best = table.loc[table["bits_per_param_mean"].idxmax()]
-    assert f"Best: {best['bits_per_param_mean']:.2f} bits per parameter" in answer
+    assert f"Best: at least {best['bits_per_param_mean']:.2f} bits per parameter" in answer
     assert "Collins et al. 2017" in answer and "Adam 0.01, 3 epochs, batch 128" in answer
+    assert "the bits stored are a lower bound" in answer and "upper bound" not in answer
+    for units, group in table.groupby("units"):  # bits from 20 to 40 images, said if rising
+        rising = group["bits_mean"].iloc[-1] > 1.05 * group["bits_mean"].iloc[-2]
+        assert (f"LSTM({units}) {group['bits_mean'].iloc[-2]:,.0f} → " in answer) == rising
     assert "90%" not in text
+
+
+def test_memorization_says_where_bits_still_rise():
+    """The bits of a size still growing at the largest subset are said to be unsaturated; a
+    size whose bits stopped growing is not named."""
+    rows = []
+    for units, bits in ((4, (100, 101)), (64, (1000, 3000))):
+        for size, value in zip((1000, 3000), bits):
+            rows.append(dict(units=units, train_size=size, param_count=4 * units * (29 + units),
+                             n_seeds=3, bits_mean=value, bits_per_param_mean=value / 1000,
+                             fit_accuracy_mean=0.5, fit_accuracy_ci_low=0.4,
+                             fit_accuracy_ci_high=0.6))
+    answer = "\n".join(analyses.memorization_answer(pd.DataFrame(rows), "Adam 0.01"))
+    assert "LSTM(64) 1,000 → 3,000 bits" in answer and "LSTM(4) 100" not in answer
+    assert "capacity was not reached" in answer
 
 
 @pytest.mark.slow
