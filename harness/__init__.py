@@ -1,0 +1,11 @@
+"""The unit-sweep harness. Its package start sets what TensorFlow and MLflow read once, at their
+first import, which any harness module may do."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow's INFO lines
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # "🏃 View run" per run
+# MLflow's usage telemetry: offline (clusters, this project's machines) its thread only fails,
+# and it has broken a client's request by unsetting an environment variable mid-request.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -10,9 +10,6 @@ import re
 import sys
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
-os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # before MLflow is first imported
-os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # "🏃 View run" per run
 
 # Lines TensorFlow's C++ side writes straight to file descriptor 2 at start-up on a machine
 # without a GPU; since TF 2.19 TF_CPP_MIN_LOG_LEVEL no longer silences them (tensorflow#100442).
