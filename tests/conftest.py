@@ -131,8 +131,11 @@ def run_in_terminal(argv: list[str], *, env: dict, timeout: int = 600,
     import pexpect
 
     received = io.BytesIO()
+    # Ctrl-C as in a user's shell: a suite started in the background (`make test &`, nohup)
+    # ignores SIGINT, and its children would inherit that.
     child = pexpect.spawn(argv[0], argv[1:], env=env, cwd=str(ROOT), dimensions=(40, 120),
-                          timeout=timeout)
+                          timeout=timeout,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     child.logfile_read = received
     if interrupt_after:
         child.expect(interrupt_after)

@@ -4,6 +4,7 @@ of the sweep. And what a launcher sends a worker with each job: plain data only.
 
 import os
 import re
+import signal
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -192,6 +193,7 @@ def test_ctrl_c_inside_a_finalizer_still_interrupts():
     from tests.conftest import ROOT
 
     result = subprocess.run([sys.executable, "-c", DROPPED], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
+                            text=True, timeout=120,  # Ctrl-C not ignored, as in a terminal
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert result.stdout.strip() == "interrupted", result.stdout + result.stderr
     assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr
