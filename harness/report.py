@@ -180,11 +180,13 @@ def report_study(uri: str, study: str, out: Path, *, settings: dict,
 
 
 def ui_markdown(text: str, run_id: str) -> str:
-    """report.md for the MLflow UI, which shows a description's first lines: the question in
-    bold, the Answer straight after it (the budget is the experiment's description), and the
-    plots pointing at the parent run's artifacts."""
+    """report.md for the MLflow UI, which shows a description's first lines, at the foot of the
+    run page's first screen: the question in bold, the Answer's sentences straight after it
+    (no heading: one line higher; the budget is the experiment's description), and the plots
+    pointing at the parent run's artifacts."""
     title, _, rest = text.partition("\n\n")
     rest = rest.split("\n\n", 1)[1] if rest.startswith("Study `") else rest
+    rest = rest.removeprefix("## Answer\n\n")
     text = f"**{title.lstrip('# ')}**\n\n{rest}"
     return re.sub(r"!\[([^]]*)\]\(([^)/]+\.png)\)",
                   rf"![\1](get-artifact?path=report%2F\2&run_uuid={run_id})", text)

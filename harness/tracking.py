@@ -309,10 +309,13 @@ def child_runs(uri: str, study: str, parent_id: str) -> list:
 
 
 def finish_parent(uri: str, parent_id: str, status: str, counts: dict[str, int]) -> None:
-    """End the parent run; the job counts are its tags (its metrics are the answer's)."""
+    """End the parent run; the job counts are its params (its metrics are the answer's; as
+    tags they took a line of the run page's first screen, above the answer)."""
+    from mlflow.entities import Param
+
     client = MlflowClient(uri)
-    for name, count in counts.items():
-        client.set_tag(parent_id, f"jobs_{name}", count)
+    client.log_batch(parent_id, params=[Param(f"jobs_{name}", str(count))
+                                        for name, count in counts.items()])
     client.set_terminated(parent_id, status)
 
 

@@ -168,7 +168,7 @@ def test_report_logged_on_parent(smoke_report, tmp_path):
                        "report.md")}
     # the parent's metrics are the answer's numbers at this report's target (0.4, which 16
     # units reach): the sweep's own report at 0.9 (none reaches it) logged best_units, which
-    # is NaN now; the job counts are its tags
+    # is NaN now; the job counts are its params
     summary = pd.read_csv(folder / "summary.csv")
     metrics = parent.data.metrics
     finite = {name: value for name, value in metrics.items() if not np.isnan(value)}
@@ -177,7 +177,7 @@ def test_report_logged_on_parent(smoke_report, tmp_path):
     assert 0 <= finite["minimal_units_interval_low"] <= finite["minimal_units_interval_high"] <= 1
     assert np.isnan(metrics["best_units"])
     assert not [name for name in metrics if name.startswith("jobs_")]
-    assert parent.data.tags["jobs_finished"] == "4" and parent.data.tags["jobs_failed"] == "0"
+    assert parent.data.params["jobs_finished"] == "4" and parent.data.params["jobs_failed"] == "0"
     # the summary as an MLflow table (sortable in the UI's artifact view)
     assert json.loads(parent.data.tags["mlflow.loggedArtifacts"]) == [
         {"path": "report/summary.json", "type": "table"}]

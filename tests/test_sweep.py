@@ -93,7 +93,8 @@ def test_the_ui_tells_the_story(smoke):
     attached = client.download_artifacts(parent.info.run_id, "report/report.md")
     with open(attached) as file:
         answer = file.read().split("## Answer\n\n")[1].split("\n\n")[0]
-    assert answer.startswith("- ") and f"## Answer\n\n{answer}" in note
+    question = "**Does the whole chain work — real MNIST"  # then the Answer, no heading
+    assert answer.startswith("- ") and note.startswith(question) and f"**\n\n{answer}" in note
     assert f"get-artifact?path=report%2Fcapacity.png&run_uuid={parent.info.run_id}" in note
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert "report/capacity.png" in logged and "report/report.md" in logged

@@ -92,7 +92,11 @@ def test_the_printed_links_show_the_answer(ui):
         body = page.inner_text("body")
         assert "Judges" not in body and "Traces 0" not in body  # not the GenAI overview
         for number in re.findall(r"\d+\.\d+%|\d[\d,]* units|[\d,]+ parameters", answer):
-            assert number in body, number  # the answer's numbers, on the first screen
+            assert number in body, number  # the answer's numbers
+        for child in children:  # the run page lists them above the description, once loaded
+            page.get_by_text(child.info.run_name, exact=True).first.wait_for(timeout=30000)
+        box = page.get_by_text(answer[2:60]).first.bounding_box()
+        assert box["y"] + box["height"] / 2 < 900, box  # on the first screen (1400×900)
         page.screenshot(path=str(SCREENSHOTS / "answer_first_screen.png"))
         # the parent's metrics are the answer's numbers, in its metrics table (name, value)
         metrics = {name: value for name, value in parent.data.metrics.items()
