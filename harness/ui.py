@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
             [str(mlflow), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port",
              str(args.port), "--workers", "1"],
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    for ending in (signal.SIGTERM, signal.SIGHUP):  # kill, or the terminal closed: end the UI too
+        signal.signal(ending, lambda number, _: sys.exit(128 + number))
     try:
         wait_until_up(address, server, log)
         print(f"MLflow UI at {address} (its log: {log}; Ctrl-C stops it)\n{links_text(uri)}",
