@@ -253,11 +253,12 @@ def test_memorization_says_where_bits_still_rise():
         for size, value in zip((1000, 3000), bits):
             rows.append(dict(units=units, train_size=size, param_count=4 * units * (29 + units),
                              n_seeds=3, bits_mean=value, bits_per_param_mean=value / 1000,
+                             bits_per_param_ci_low=value / 1100, bits_per_param_ci_high=value / 900,
                              fit_accuracy_mean=0.5, fit_accuracy_ci_low=0.4,
                              fit_accuracy_ci_high=0.6))
     answer = "\n".join(analyses.memorization_answer(pd.DataFrame(rows), "Adam 0.01"))
     assert "LSTM(64) 1,000 → 3,000 bits" in answer and "LSTM(4) 100" not in answer
-    assert "capacity was not reached" in answer
+    assert "capacity was not reached" in answer and "Peaked under this recipe: LSTM(4)" in answer
 
 
 @pytest.mark.slow
