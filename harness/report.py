@@ -161,10 +161,10 @@ def answer_text(report_md: str) -> str:
 
 
 def report_study(uri: str, study: str, out: Path, *, settings: dict,
-                 parent: str | None = None) -> Path:
+                 parent: str | None = None) -> tuple[Path, str | None]:
     """Write results/STUDY/ from the store at `uri`, attach the files to the parent run (default:
-    the study's latest) and make the report its description. Returns report.md's path;
-    ValueError when nothing finished."""
+    the study's latest) and make the report its description. Returns report.md's path and the
+    parent's id; ValueError when nothing finished."""
     runs = tracking.study_runs(uri, study)
     if runs is None:
         raise ValueError(f"STUDY: no experiment {study!r} in {uri}")
@@ -175,8 +175,8 @@ def report_study(uri: str, study: str, out: Path, *, settings: dict,
         tracking.log_report(uri, parent, list(files.values()), metrics,
                             pd.read_csv(files["summary"]))
         tracking.describe_run(uri, parent, ui_markdown(files["report"].read_text(), parent))
-        tracking.preset_runs_view(uri, study)  # the runs page's view: its columns are the swept params
-    return files["report"]
+        tracking.preset_runs_view(uri, study, runs)  # the runs page's view: the swept params
+    return files["report"], parent
 
 
 def ui_markdown(text: str, run_id: str) -> str:
@@ -217,11 +217,10 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"OUT: cannot create {args.out!r} ({error.strerror}); use a writable folder")
     uri = tracking.connect(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
     try:
-        path = report_study(uri, args.study, Path(args.out), settings=settings)
+        path, parent = report_study(uri, args.study, Path(args.out), settings=settings)
     except ValueError as error:
         fail(str(error))
     print(f"{answer_text(path.read_text())}\nreport: {path}")
-    parent = tracking.latest_parent(tracking.study_runs(uri, args.study))
     if parent:
         print(tracking.browse_text(uri, args.study, parent))
 

@@ -177,8 +177,8 @@ class Sweep:
 
         settings = OmegaConf.to_container(config.report, resolve=True)
         try:
-            path = report.report_study(self.uri, config.study, Path(settings.pop("out")),
-                                       settings=settings, parent=self.parent)
+            path, _ = report.report_study(self.uri, config.study, Path(settings.pop("out")),
+                                          settings=settings, parent=self.parent)
         except ValueError as error:  # nothing finished: nothing to answer
             print(f"no report: {error}", flush=True)
             return

@@ -203,9 +203,9 @@ def browse_text(uri: str, study: str, parent_id: str) -> str:
             f"  every run: {runs_link(uri, study)}")
 
 
-def swept_params(uri: str, study: str) -> list[str]:
-    """The params that differ between the study's child runs (units first, seed last)."""
-    runs = study_runs(uri, study)
+def swept_params(runs) -> list[str]:
+    """The params that differ between the child runs of a `study_runs` frame (units first, seed
+    last)."""
     if runs is None or PARENT_TAG_COLUMN not in runs:
         return ["units", "seed"]
     children = runs[runs[PARENT_TAG_COLUMN].notna()]
@@ -214,12 +214,13 @@ def swept_params(uri: str, study: str) -> list[str]:
     return sorted(names, key=lambda name: (name != "units", name == "seed", name))
 
 
-def preset_runs_view(uri: str, study: str) -> None:
+def preset_runs_view(uri: str, study: str, runs=None) -> None:
     """A view of the runs page the UI loads from an experiment tag (its "Share" button stores
     them the same way): the child runs only, not collapsed under their parent, smallest first;
     all of them in the charts (MLflow shows the first 10 by default; a chart takes at most
     100); scatter charts of test accuracy and the train–test gap against parameter count; the
-    swept params and the accuracies as columns."""
+    swept params and the accuracies as columns. `runs`: the study's `study_runs` frame, if read
+    already."""
     def chart(x: str, y: str) -> dict:
         return {"uuid": f"{y}-{x}", "type": "SCATTER", "xaxis": {"key": x, "type": "METRIC"},
                 "yaxis": {"key": y, "type": "METRIC"}, "runsCountToCompare": 100,
@@ -233,7 +234,8 @@ def preset_runs_view(uri: str, study: str) -> None:
                              chart("param_count", "generalization_gap")],
         "compareRunSections": [{"uuid": "answer", "name": "The study's question", "display": True,
                                 "isReordered": False, "deleted": False, "isGenerated": False}],
-        "selectedColumns": [f"params.`{name}`" for name in swept_params(uri, study)]
+        "selectedColumns": [f"params.`{name}`" for name in swept_params(
+            study_runs(uri, study) if runs is None else runs)]
         + [f"metrics.`{name}`" for name in ("param_count", "test_accuracy", "train_accuracy",
                                               "generalization_gap")],
     }
