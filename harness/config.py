@@ -30,9 +30,13 @@ class ConfigError(ValueError):
 
 def run_key(config: dict) -> str:
     """Stable hash of the result-affecting part of a job's config (data, model, train, seed,
-    and the backend unless it is TensorFlow). Packing is not part of it: a packed seed is the
+    and the backend unless it is TensorFlow; a file's data by its content). Packing is not part of it: a packed seed is the
     separate run of that seed (harness/packing.py), as the number of threads is."""
     affecting = {section: config[section] for section in RESULT_AFFECTING}
+    digest = data.content_digest(config["data"])
+    if digest is not None:  # a file's data: its content, not where it lies, is the result's
+        affecting["data"] = {**{k: v for k, v in config["data"].items() if k != "path"},
+                             "content": digest}
     if config.get("backend", "tensorflow") != "tensorflow":  # TensorFlow keys predate the key
         affecting["backend"] = config["backend"]
     if not affecting["train"].get("patience"):  # training every epoch, as before the key
@@ -50,7 +54,8 @@ def _positive(value, *, integer: bool) -> bool:
 
 
 def check_config(config: dict) -> None:
-    """Raise ConfigError for the first setting a job cannot run with. Loads no data."""
+    """Raise ConfigError for the first setting a job cannot run with. Loads no data but a
+    file's (data=table, a UEA set), where what can be wrong is in the file."""
     try:
         data.check_settings(config["data"]["name"], data.settings(config["data"]))
         models.check_cell(config["model"]["cell"])

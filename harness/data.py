@@ -1,10 +1,13 @@
-"""Datasets the harness trains on: real MNIST (offline-first) and a seeded synthetic task, as
-sequences ready for a recurrent model. Knows nothing of Hydra or MLflow."""
+"""Datasets the harness trains on: real MNIST (offline-first), a seeded synthetic task, a user's
+own labelled series (a pandas-readable table or an .npz) and the UEA/UCR archive sets that ship
+inside sktime's wheel, as sequences ready for a recurrent model. Knows nothing of Hydra or
+MLflow."""
 
 from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import importlib.util
 import pickle
 from dataclasses import dataclass
@@ -38,6 +41,8 @@ class Splits:
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
+    # Ragged series: padded with PAD after their last step, which the model masks.
+    masked: bool = False
 
     @property
     def timesteps(self) -> int:
@@ -305,24 +310,349 @@ def motifs_splits(
     )
 
 
-DATASETS = {"mnist": mnist_splits, "motifs": motifs_splits}
+# --------------------------------------------------------------------------------------------
+# Labelled series from files: your own table (pandas) and the UEA archive (sktime's wheel)
+
+PAD = 0.0  # the value after a ragged series' last step: keras.layers.Masking skips such steps
+TABLE_SUFFIXES = (".csv", ".parquet", ".npz")
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Series:
+    """Labelled series as a file holds them, before any split: one (steps, features) array per
+    series, its label, and the split the file gives it (None: the harness splits by seed)."""
+
+    x: list[np.ndarray]
+    y: np.ndarray
+    split: np.ndarray | None
+    source: str  # the file's name, for messages
+
+
+def _plain(value):
+    """A numpy scalar as the Python value it holds, for messages (4, not np.int64(4))."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _checked_file(path) -> Path:
+    if path is None:
+        raise DataError("data.path: data=table needs a file: data.path=FILE (.csv, .parquet or .npz)")
+    source = Path(path).expanduser()
+    if not source.is_file():
+        raise DataError(f"data.path: no file at {source}; give a .csv, .parquet or .npz file")
+    if source.suffix.lower() not in TABLE_SUFFIXES:
+        raise DataError(f"data.path: {source.name} is not a .csv, .parquet or .npz file")
+    return source
+
+
+def read_table(path, *, id_column="series", time_column="time", label_column="label",
+               feature_columns=None, split_column=None) -> Series:
+    """A user's labelled series: CSV or Parquet in long form (a row per step: series id, time,
+    features, label, optionally the split) or an .npz with x (series, steps, features) and y
+    (series,). Read once per file content (path, size, modification time)."""
+    source = _checked_file(path)
+    stat = source.stat()
+    columns = tuple(feature_columns) if feature_columns is not None else None
+    return _read_table(str(source.resolve()), stat.st_size, stat.st_mtime_ns, id_column,
+                       time_column, label_column, columns, split_column)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_table(path, _size, _mtime, id_column, time_column, label_column, feature_columns,
+                split_column) -> Series:
+    source = Path(path)
+    if source.suffix.lower() == ".npz":
+        return _read_npz_series(source)
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(source) if source.suffix.lower() == ".csv" else pd.read_parquet(source)
+    except Exception as error:  # pandas' and pyarrow's parse errors have no common base
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise DataError(f"data.path: cannot read {source.name}: {reason}") from None
+    found = ", ".join(map(str, frame.columns))
+
+    def need(key: str, column) -> None:
+        if column not in frame.columns:
+            raise DataError(f"data.{key}: no column {column!r} in {source.name}; columns found: {found}")
+
+    def numeric(column) -> bool:
+        kind = frame[column].dtype
+        return pd.api.types.is_numeric_dtype(kind) and not pd.api.types.is_bool_dtype(kind)
+
+    need("id_column", id_column)
+    need("label_column", label_column)
+    for key, column in (("time_column", time_column), ("split_column", split_column)):
+        if column is not None:
+            need(key, column)
+    own = [c for c in (id_column, time_column, label_column, split_column) if c is not None]
+    if feature_columns is None:
+        features = [c for c in frame.columns if c not in own and numeric(c)]
+        if not features:
+            raise DataError(f"data.feature_columns: {source.name} has no numeric column besides "
+                            f"{', '.join(map(str, own))}; columns found: {found}")
+    else:
+        features = list(feature_columns)
+        for column in features:
+            need("feature_columns", column)
+            if not numeric(column):
+                raise DataError(f"data.feature_columns: column {column!r} of {source.name} is not "
+                                f"numeric ({frame[column].dtype}); name numeric columns only")
+    if frame[label_column].isna().any():
+        row = int(np.flatnonzero(frame[label_column].isna())[0])
+        raise DataError(f"data.label_column: {source.name} has no label in data row {row + 1} "
+                        f"(series {_plain(frame[id_column].iloc[row])!r}); every row needs one")
+    _check_finite_values(frame[features].to_numpy(np.float64), features, source.name,
+                         lambda row: f"data row {row + 1} (series {_plain(frame[id_column].iloc[row])!r})")
+    # a series' rows in time order; series in the order of their ids
+    frame = frame.sort_values([id_column, *([time_column] if time_column else [])], kind="stable")
+    per_series = frame.groupby(id_column, sort=False)
+    for key, column in (("label_column", label_column), ("split_column", split_column)):
+        if column is None:
+            continue
+        mixed = per_series[column].nunique()
+        if (mixed > 1).any():
+            raise DataError(f"data.{key}: series {_plain(mixed.index[mixed > 1][0])!r} of {source.name} has "
+                            f"more than one {column!r}; a series has one")
+    codes = pd.factorize(frame[id_column])[0]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    x = np.split(frame[features].to_numpy(np.float64), starts[1:])
+    split = None
+    if split_column is not None:
+        split = frame[split_column].to_numpy()[starts].astype(str)
+        unknown = sorted(set(split) - set(SPLIT_NAMES))
+        if unknown or "train" not in split or "test" not in split:
+            raise DataError(f"data.split_column: {split_column!r} of {source.name} holds "
+                            f"{', '.join(sorted(set(split)))}; allowed: train, val, test "
+                            "(train and test required; val is drawn from train when absent)")
+    return Series(x=x, y=frame[label_column].to_numpy()[starts], split=split, source=source.name)
+
+
+def _read_npz_series(source: Path) -> Series:
+    try:
+        with np.load(source, allow_pickle=False) as arrays:
+            missing = [name for name in ("x", "y") if name not in arrays.files]
+            if missing:
+                raise DataError(f"data.path: {source.name} has no array {missing[0]!r}; an .npz "
+                                f"needs x (series, steps, features) and y (series,); found: "
+                                f"{', '.join(arrays.files) or 'none'}")
+            x, y = arrays["x"], arrays["y"]
+    except DataError:
+        raise
+    except (OSError, ValueError) as error:
+        raise DataError(f"data.path: cannot read {source.name}: {error}") from None
+    if x.ndim != 3 or not np.issubdtype(x.dtype, np.number) or len(y) != len(x) or y.ndim != 1:
+        raise DataError(f"data.path: {source.name} has x {x.shape} {x.dtype} and y {y.shape}; "
+                        "need numeric x (series, steps, features) and y (series,)")
+    values = x.astype(np.float64)
+    _check_finite_values(values.reshape(-1, x.shape[2]), [f"feature {i}" for i in range(x.shape[2])],
+                         source.name, lambda row: f"series {row // x.shape[1]}, step {row % x.shape[1]}")
+    return Series(x=list(values), y=y, split=None, source=source.name)
+
+
+def _check_finite_values(values: np.ndarray, features: list, source: str, where) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise DataError(f"data.path: {source} has {values[row, column]} in {features[column]!r} at "
+                        f"{where(row)}; {int(bad.sum())} such values in all; the harness "
+                        "does not impute: fill or drop them first")
+
+
+def _sktime_data() -> Path:
+    # Found without importing sktime (1.7 s here): the archive's files are package data.
+    spec = importlib.util.find_spec("sktime")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("data=uea: the UEA sets come inside sktime's wheel, which is not installed "
+                        "here; install it with `pip install --no-deps -r requirements-uea.txt` "
+                        "(make install does)")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data"
+
+
+def _is_classification_set(folder: Path) -> bool:
+    train, test = folder / f"{folder.name}_TRAIN.ts", folder / f"{folder.name}_TEST.ts"
+    if not (train.is_file() and test.is_file()):
+        return False
+    with train.open(errors="replace") as header:
+        for line in header:
+            if line.lower().startswith("@classlabel"):
+                return line.split()[1].lower() == "true"
+            if line.lower().startswith("@data"):
+                return False
+    return False
+
+
+@functools.lru_cache(maxsize=1)
+def uea_sets() -> tuple[str, ...]:
+    """The UEA/UCR classification sets sktime's wheel carries with their TRAIN and TEST files."""
+    folder = _sktime_data()
+    return tuple(sorted(d.name for d in folder.iterdir() if d.is_dir() and _is_classification_set(d)))
+
+
+def uea_files(name: str) -> list[Path]:
+    """A UEA set's TRAIN and TEST files, or a one-line DataError naming the sets there are."""
+    if name not in uea_sets():
+        raise DataError(f"data.name: {name!r} is not a UEA set shipped here (no download); "
+                        f"allowed: {', '.join(uea_sets())}")
+    folder = _sktime_data() / name
+    return [folder / f"{name}_{part}.ts" for part in ("TRAIN", "TEST")]
+
+
+@functools.lru_cache(maxsize=2)
+def read_uea(name: str) -> Series:
+    """A UEA set through sktime's own .ts loader, with the archive's train/test split."""
+    from sktime.datasets import load_from_tsfile
+
+    x, y, split = [], [], []
+    for part, path in zip(("train", "test"), uea_files(name)):
+        cases, labels = load_from_tsfile(str(path), return_data_type="nested_univ")
+        # a case is one pandas Series per dimension, all of the case's length
+        x += [np.stack([np.asarray(dimension, np.float64) for dimension in case], axis=1)
+              for case in cases.itertuples(index=False)]
+        y += list(labels)
+        split += [part] * len(labels)
+    return Series(x=x, y=np.asarray(y), split=np.asarray(split), source=name)
+
+
+def _count(value, total: int, key: str) -> int:
+    """A size given as a count or as a fraction of `total` series → a count."""
+    if isinstance(value, float) and 0 < value < 1:
+        return max(1, round(value * total))
+    if _is_int(value) and value >= 1:
+        return value
+    raise DataError(f"data.{key}: {value!r} is not allowed; use a count ≥ 1 or a fraction in (0, 1)")
+
+
+def _stratified(index: np.ndarray, labels: np.ndarray, count: int, seed: int, key: str,
+                classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`count` of the series at `index` held out with every class in proportion, by `seed`."""
+    from sklearn.model_selection import train_test_split
+
+    sizes = np.bincount(labels)
+    smallest = int(np.argmin(np.where(sizes > 0, sizes, np.iinfo(int).max)))
+    if sizes[smallest] < 2:
+        raise DataError(f"data.label_column: class {_plain(classes[smallest])!r} has {sizes[smallest]} "
+                        f"series where {key.removesuffix('_size')} is split off; each class needs "
+                        "≥ 2 to be on both sides of a split")
+    kinds = np.unique(labels)
+    if not len(kinds) <= count <= len(index) - len(kinds):
+        raise DataError(f"data.{key}: {count} of {len(index)} series is not allowed; a split "
+                        f"stratified by class needs {len(kinds)}..{len(index) - len(kinds)}")
+    kept, held = train_test_split(index, test_size=count, stratify=labels, random_state=seed)
+    return np.sort(kept), np.sort(held)
+
+
+def series_splits(series: Series, *, val_size=0.2, test_size=0.2, train_size=None,
+                  max_steps=None, mask=True, label_noise=0.0, seed=0) -> Splits:
+    """Labelled series → train / validation / test. The file's split when it names one (the
+    validation set drawn from its training series when it names none), else one stratified by
+    class from `seed`; `max_steps` keeps each series' first steps; features standardised with
+    the training split's mean and deviation; ragged series padded with PAD after their end and
+    `masked` (mask=False: they must be of one length)."""
+    check_label_noise(label_noise)
+    classes, y = np.unique(series.y, return_inverse=True)  # classes in sorted order
+    if len(classes) < 2:
+        raise DataError(f"data.label_column: {series.source} has one class ({_plain(classes[0])!r}); a "
+                        "classifier needs two or more")
+    index = np.arange(len(y))
+    if series.split is None:
+        rest, test = _stratified(index, y, _count(test_size, len(y), "test_size"), seed,
+                                 "test_size", classes)
+    else:
+        rest, test = index[series.split != "test"], index[series.split == "test"]
+    if series.split is not None and "val" in series.split:
+        train, val = index[series.split == "train"], index[series.split == "val"]
+    else:
+        train, val = _stratified(rest, y[rest], _count(val_size, len(rest), "val_size"), seed,
+                                 "val_size", classes)
+    if train_size is not None:
+        if not _is_int(train_size) or not 1 <= train_size <= len(train):
+            raise DataError(f"data.train_size: {train_size} is out of range; allowed "
+                            f"1..{len(train)} (or null for all)")
+        train = np.sort(np.random.default_rng(seed).permutation(train)[:train_size])
+    if max_steps is not None and (not _is_int(max_steps) or max_steps < 1):
+        raise DataError(f"data.max_steps: {max_steps!r} is not allowed; use an integer ≥ 1 or null")
+    lengths = np.array([min(len(one), max_steps or len(one)) for one in series.x])
+    if lengths.min() != lengths.max() and not mask:
+        raise DataError(f"data.mask: the series of {series.source} have {lengths.min()} to "
+                        f"{lengths.max()} steps; ragged series need mask=true (padded, the "
+                        f"padding masked) or one length (max_steps={lengths.min()} cuts all)")
+    seen = np.concatenate([series.x[i][: lengths[i]] for i in train])
+    mean, deviation = seen.mean(axis=0), seen.std(axis=0)
+    deviation[deviation == 0] = 1.0  # a constant feature stays constant (0)
+    x = np.full((len(y), lengths.max(), seen.shape[1]), PAD, np.float32)
+    for i, (one, length) in enumerate(zip(series.x, lengths)):
+        x[i, :length] = (one[:length] - mean) / deviation
+    y = y.astype(np.uint8 if len(classes) <= 256 else np.int64)
+    y_train_clean = y[train]
+    noise = np.random.default_rng([seed, 1])  # a stream of its own: the splits stay as they are
+    return Splits(
+        x_train=x[train],
+        y_train=corrupt_labels(y_train_clean, label_noise, len(classes), noise),
+        y_train_clean=y_train_clean,
+        x_val=x[val],
+        y_val=y[val],
+        x_test=x[test],
+        y_test=y[test],
+        num_classes=len(classes),
+        masked=bool(lengths.min() != lengths.max()),
+    )
+
+
+def table_splits(*, path=None, id_column="series", time_column="time", label_column="label",
+                 feature_columns=None, split_column=None, **split) -> Splits:
+    """Your own labelled series (read_table), split as series_splits says."""
+    series = read_table(path, id_column=id_column, time_column=time_column,
+                        label_column=label_column, feature_columns=feature_columns,
+                        split_column=split_column)
+    return series_splits(series, **split)
+
+
+def uea_splits(*, name: str, archive: str = "uea", **split) -> Splits:
+    """A UEA archive set (read_uea) with the archive's train/test split, the validation set
+    drawn from its training series."""
+    return series_splits(read_uea(name), **split)
+
+
+DATASETS = {"mnist": mnist_splits, "motifs": motifs_splits, "table": table_splits}
+FROM_FILES = ("table", "uea")  # datasets whose shape and checks need their file read
+
+
+def _kind(name: str, settings: dict) -> str:
+    """Which loader a data section is for: a UEA set is named by itself (data=uea
+    data.name=JapaneseVowels), marked by its section's `archive` key."""
+    if settings.get("archive") == "uea":
+        return "uea"
+    if name not in DATASETS:
+        raise DataError(f"data: unknown dataset {name!r}; allowed: {', '.join(sorted(DATASETS))}, "
+                        "or a UEA set with data=uea data.name=<set>")
+    return name
 
 
 def sequence_shape(name: str, settings: dict) -> tuple[int, int, int]:
-    """(timesteps, input_dim, num_classes) the named dataset yields, without loading it."""
+    """(timesteps, input_dim, num_classes) the named dataset yields; only a file's dataset is
+    read for it (once per worker: load_splits keeps it)."""
     check_settings(name, settings)
-    if name == "mnist":
+    kind = _kind(name, settings)
+    if kind in FROM_FILES:
+        splits = load_splits(name, **settings)
+        return splits.timesteps, splits.input_dim, splits.num_classes
+    if kind == "mnist":
         timesteps = settings.get("timesteps", 28)
         return timesteps, MNIST_PIXELS // timesteps, MNIST_CLASSES
     return settings.get("timesteps", 820), settings.get("features", 12), 2
 
 
 def check_settings(name: str, settings: dict) -> None:
-    """Raise DataError for a setting the named dataset cannot honour, without loading any data."""
-    if name not in DATASETS:
-        raise DataError(f"data: unknown dataset {name!r}; allowed: {', '.join(sorted(DATASETS))}")
+    """Raise DataError for a setting the named dataset cannot honour. MNIST and the synthetic
+    task are checked without loading any data; a file's dataset is read and split, since what
+    is wrong with it (a column, a value, a class) is in the file."""
+    kind = _kind(name, settings)
     check_label_noise(settings.get("label_noise", 0.0))
-    if name == "mnist":
+    if kind in FROM_FILES:
+        load_splits(name, **settings)
+        return
+    if kind == "mnist":
         check_timesteps(settings.get("timesteps", 28))
         check_sizes(MNIST_TRAIN, settings.get("val_size", 5000), settings.get("train_size"))
         return
@@ -336,18 +666,42 @@ def check_settings(name: str, settings: dict) -> None:
     check_sizes(val_size + train_size if _is_int(train_size) else 2, val_size, train_size)
 
 
+def from_file(section: dict) -> bool:
+    """Whether a config's data section is a file's dataset (data=table or a UEA set)."""
+    return _kind(section["name"], settings(section)) in FROM_FILES
+
+
+def content_digest(section: dict) -> str | None:
+    """A file dataset's content hash (its bytes), which identifies its results wherever the
+    file lies; None for MNIST and the synthetic task, whose settings say it all."""
+    if not from_file(section):
+        return None
+    paths = uea_files(section["name"]) if section.get("archive") == "uea" else [_checked_file(section.get("path"))]
+    return _file_digest(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths))
+
+
+@functools.lru_cache(maxsize=8)
+def _file_digest(files: tuple) -> str:
+    digest = hashlib.sha256()
+    for path, _size, _mtime in files:
+        with open(path, "rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()[:16]
+
+
 def settings(section: dict) -> dict:
-    """A config's data section (name and keyword arguments) → the dataset's keyword arguments."""
-    return {key: value for key, value in section.items() if key != "name"}
+    """A config's data section (name and keyword arguments) → the dataset's keyword arguments
+    (lists as tuples, so a worker can keep the data they describe)."""
+    return {key: tuple(value) if isinstance(value, list) else value
+            for key, value in section.items() if key != "name"}
 
 
 @functools.lru_cache(maxsize=2)
 def load_splits(name: str, **settings) -> Splits:
     """Build the named dataset; `settings` are that dataset's keyword arguments. A worker's
     jobs on the same data share one copy (built once: ~0.2 s a job here), read-only."""
-    if name not in DATASETS:
-        raise DataError(f"data: unknown dataset {name!r}; allowed: {', '.join(sorted(DATASETS))}")
-    splits = DATASETS[name](**settings)
+    kind = _kind(name, settings)
+    splits = uea_splits(name=name, **settings) if kind == "uea" else DATASETS[name](**settings)
     for array in vars(splits).values():
         if isinstance(array, np.ndarray):
             array.setflags(write=False)

@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> None:
             num_classes=num_classes,
         )
     print(text)
+    section = config["data"]
+    if data.from_file(section) and data.load_splits(section["name"], **data.settings(section)).masked:
+        print(f"\nThe series differ in length: padded to {timesteps} steps after their end, the "
+              "padding masked (keras.layers.Masking before the layer; it has no weights).")
 
 
 if __name__ == "__main__":

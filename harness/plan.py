@@ -107,7 +107,9 @@ def plan_packs(configs: list[dict]) -> dict[str, list[list[int]]]:
     groups: dict[str, tuple[dict, set[int]]] = {}
     for config in configs:
         if (config["model"]["units"] <= config["pack_max_units"]
-                and not config["train"].get("patience")):  # early stopping: each seed alone
+                and not config["train"].get("patience")  # early stopping: each seed alone
+                # a file's series may be ragged: a pack's members would share one mask
+                and not data.from_file(config["data"])):
             groups.setdefault(pack_group(config), (config, set()))[1].add(config["seed"])
     plan = {}
     for key, (config, seeds) in groups.items():

@@ -3,6 +3,7 @@ the data, builds, trains and evaluates the model. Callable without Hydra or MLfl
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -19,6 +20,11 @@ with quiet_startup():  # TensorFlow's C++ start-up lines stay off the console
         module_utils.tensorflow._available = False
 
 import numpy as np  # noqa: E402
+
+# A set smaller than PREDICT_BATCH (a file's dataset: 54, 216, 370 series) is one batch of its
+# own shape, traced once per shape; TensorFlow's Python logger calls that "excessive retracing"
+# at the console. Its errors still show.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 from harness import backend, batches, data, models, packing  # noqa: E402
 from harness.config import ConfigError, check_config  # noqa: E402
@@ -295,8 +301,11 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
             timesteps=splits.timesteps,
             input_dim=splits.input_dim,
             num_classes=splits.num_classes,
-            use_cudnn=True if device.startswith("gpu") else "auto",
+            # cuDNN's kernels take masks of right-padded series on TensorFlow only: a masked
+            # model may fall back to Keras's loop
+            use_cudnn=True if device.startswith("gpu") and not splits.masked else "auto",
             fused=fused_on(device),
+            masked=splits.masked,
         )
         try:
             history, train_time, epoch_time, throughput, test_probabilities, train_probabilities = (
@@ -325,6 +334,8 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
     training."""
     device = start(config)
     splits = splits if splits is not None else splits_for(config)
+    if splits.masked:  # side by side, one member's padding is another's data
+        raise ValueError("pack_max_units: ragged (masked) series train one seed at a time")
     model_config, train_config = config["model"], config["train"]
     members = len(seeds)
     with keras.device(device):
