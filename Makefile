@@ -18,6 +18,8 @@ export UI_PORT
 PORT ?= 5001
 SERVER_HOST ?= 127.0.0.1
 SERVER_DIR ?= results/server
+DB ?= sqlite
+PG_PORT ?= 5433
 STORE := sqlite:///results/mlflow.db
 
 TARGET ?=
@@ -68,13 +70,9 @@ explain: $(STAMP)  ## weight shapes and parameter accounting: make explain ARGS=
 ui: $(STAMP)  ## MLflow UI over results/mlflow.db at http://127.0.0.1:5000 (UI_PORT=...); prints each study's links
 	$(PY) -m harness.ui --port '$(UI_PORT)' --store "$${MLFLOW_TRACKING_URI:-$(STORE)}"
 
-server: $(STAMP)  ## MLflow tracking server on 127.0.0.1:PORT (default 5001; SERVER_HOST=0.0.0.0 for cluster nodes), store under results/server/
-	@[[ "$(PORT)" =~ ^[0-9]+$$ ]] && (( $(PORT) >= 1 && $(PORT) <= 65535 )) || \
-	  { echo "error: PORT: '$(PORT)' is not allowed; use a port number 1..65535" >&2; exit 2; }
-	mkdir -p $(SERVER_DIR)
-	$(VENV)/bin/mlflow server --host $(SERVER_HOST) --port $(PORT) \
-	  --backend-store-uri sqlite:///$(abspath $(SERVER_DIR))/mlflow.db \
-	  --artifacts-destination $(abspath $(SERVER_DIR))/artifacts
+server: $(STAMP)  ## MLflow tracking server on 127.0.0.1:PORT (default 5001; SERVER_HOST=0.0.0.0 for cluster nodes), store under results/server/ [DB=sqlite|postgres: Debian's PostgreSQL, for clusters]
+	@DB='$(DB)' PORT='$(PORT)' SERVER_HOST='$(SERVER_HOST)' SERVER_DIR='$(SERVER_DIR)' PG_PORT='$(PG_PORT)' \
+	  MLFLOW=$(VENV)/bin/mlflow bash harness/scripts/tracking_server.sh
 
 test: $(STAMP) $(VENV)/.installed-jax  ## the whole test suite, TEST_JOBS at once (default 2; installs first on a fresh clone, JAX's CPU backend included)
 	$(PY) -m pytest -q -n '$(TEST_JOBS)' --dist loadgroup

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import socket
@@ -55,7 +56,64 @@ def artifact_root(uri: str) -> str | None:
 def connect(uri: str | None) -> str:
     uri = resolve_uri(uri)
     mlflow.set_tracking_uri(uri)
+    ride_out_busy_servers()
     return uri
+
+
+# What a busy tracking server answers and a later try gets through: the server's database pool
+# exhausted (answered 400, which MLflow's client does not retry), SQLite's write lock and
+# PostgreSQL's connection limit (503s, after MLflow's own retries of them), dropped connections.
+TRANSIENT = (
+    "QueuePool limit", "database is locked", "too many clients", "remaining connection slots",
+    "too many 503 error responses", "Connection reset by peer", "Connection aborted",
+    "RemoteDisconnected",
+)
+# The longest a job waits out a busy store, per call, before it fails.
+PATIENCE_S = float(os.environ.get("HARNESS_TRACKING_PATIENCE_S", "600"))
+
+
+RETRY_LOG = logging.getLogger("harness.tracking")
+
+
+def transient(error: BaseException) -> bool:
+    return any(text in str(error) for text in TRANSIENT)
+
+
+def ride_out_busy_servers() -> None:
+    """Every call MLflow's client makes to a tracking server (RestStore._call_endpoint, which
+    all of them go through) is tried again on a transient error, with jittered exponential
+    backoff (1 s doubling to 30 s) for at most PATIENCE_S; then the job fails with one line
+    naming the store. Each call alone: a retry repeats no call that went through (a logged
+    metric is logged once). Idempotent; patches the class once per process."""
+    import tenacity
+    from mlflow.store.tracking.rest_store import RestStore
+
+    if getattr(RestStore._call_endpoint, "harness_retries", False):
+        return
+    plain = RestStore._call_endpoint
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(transient),
+        wait=tenacity.wait_random_exponential(multiplier=1, max=30),
+        stop=tenacity.stop_after_delay(PATIENCE_S),
+        reraise=True,
+        before_sleep=lambda state: RETRY_LOG.warning(
+            "tracking: the server is busy (%s); trying again in %.1f s",
+            str(state.outcome.exception()).splitlines()[0][:120], state.next_action.sleep),
+    )
+
+    def call_endpoint(self, *args, **kwargs):
+        try:
+            return retrying.copy()(plain, self, *args, **kwargs)  # a copy per call: threads
+        except Exception as error:
+            if not transient(error):
+                raise
+            host = self.get_host_creds().host
+            reason = str(error).splitlines()[0][:300]
+            raise TrackingError(f"MLFLOW_TRACKING_URI: the tracking server {host} stayed busy for "
+                                f"{PATIENCE_S:.0f} s of retries ({reason})") from None
+
+    call_endpoint.harness_retries = True
+    RestStore._call_endpoint = call_endpoint
 
 
 def check_reachable(uri: str) -> None:
@@ -162,6 +220,8 @@ def experiment_id(study: str, uri: str) -> str:
             return client.create_experiment(
                 study, artifact_location=f"{root}/{study}" if root else None
             )
+    except TrackingError:  # a busy server: its own line
+        raise
     except Exception as error:
         raise TrackingError(
             f"tracking.uri: cannot use the MLflow store {uri} ({type(error).__name__}: "

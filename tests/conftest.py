@@ -86,31 +86,75 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def postgres_here() -> str | None:
+    """Why `make server DB=postgres` cannot run here, or None: it needs Debian's PostgreSQL
+    (root installs it when missing)."""
+    if os.geteuid() != 0 and not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
+        return "PostgreSQL is not installed and this user cannot install it"
+    return None
+
+
 @contextlib.contextmanager
-def tracking_server(folder: Path):
-    """A real `make server` on a free loopback port with its store in `folder`; yields its URI."""
+def server_folder(db: str, tmp_path: Path):
+    """A folder for a server's store: PostgreSQL runs as its own user, which cannot enter
+    pytest's private temporary folders, so its instance lives under /var/tmp."""
+    import shutil
+    import tempfile
+
+    if db != "postgres":
+        yield tmp_path / "server"
+        return
+    folder = Path(tempfile.mkdtemp(prefix="harness-server-", dir="/var/tmp"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def tracking_server(folder: Path, db: str = "sqlite"):
+    """A real `make server` (DB=sqlite or postgres) on a free loopback port with its store in
+    `folder`; yields its URI. Ended with SIGTERM to its process group, as Ctrl-C would, and
+    waited for until every process of it is gone (PostgreSQL stopped)."""
     import requests
 
     port = free_port()
-    server = subprocess.Popen(
-        ["make", "-s", "server", f"PORT={port}", f"SERVER_DIR={folder}"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "make-server.log"
+    with open(log, "w") as output:
+        server = subprocess.Popen(
+            ["make", "-s", "server", f"PORT={port}", f"SERVER_DIR={folder}", f"DB={db}",
+             f"PG_PORT={free_port()}"],
+            cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 180
         while True:
             try:
                 if requests.get(f"{uri}/health", timeout=2).ok:
                     break
             except requests.RequestException:  # not up yet
                 pass
-            assert time.time() < deadline, "the tracking server did not start"
+            if server.poll() is not None:
+                lines = log.read_text().strip().splitlines() or ["no output"]
+                message = f"make server DB={db} exited {server.returncode}: {lines[-1]}"
+                if db == "postgres":
+                    pytest.skip(message)
+                raise AssertionError(message)
+            assert time.time() < deadline, f"the tracking server did not start: {log.read_text()}"
             time.sleep(0.5)
         yield uri
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+        deadline = time.time() + 60
+        with contextlib.suppress(ProcessLookupError):
+            while time.time() < deadline:
+                os.killpg(server.pid, 0)  # raises once the group is empty
+                time.sleep(0.2)
 
 
 ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -122,10 +166,11 @@ def screen_text(output: str) -> str:
 
 
 def run_in_terminal(argv: list[str], *, env: dict, timeout: int = 600,
-                    interrupt_after: str | None = None) -> tuple[int, str]:
+                    interrupt_after: str | None = None, interrupt_when=None) -> tuple[int, str]:
     """`argv` as a user types it, in a pseudo-terminal of its own (pexpect; 120×40) that is its
     controlling terminal, so that it sees a TTY and Ctrl-C reaches its whole process group.
-    With `interrupt_after` (a regular expression), Ctrl-C is typed once the output matches it.
+    With `interrupt_after` (a regular expression), Ctrl-C is typed once the output matches it
+    and `interrupt_when()`, if given, is true (polled, at most 120 s).
     Returns the exit status (minus the signal number when a signal ended it) and everything the
     terminal received, escape sequences included."""
     import pexpect
@@ -139,6 +184,10 @@ def run_in_terminal(argv: list[str], *, env: dict, timeout: int = 600,
     child.logfile_read = received
     if interrupt_after:
         child.expect(interrupt_after)
+        deadline = time.time() + 120
+        while interrupt_when and not interrupt_when() and time.time() < deadline:
+            with contextlib.suppress(pexpect.TIMEOUT):
+                child.expect(pexpect.TIMEOUT, timeout=0.2)  # keep reading the terminal
         child.sendcontrol("c")
     child.expect(pexpect.EOF)
     child.close()

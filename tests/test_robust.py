@@ -126,12 +126,12 @@ def test_unreachable_tracking_server_fails_fast(store):
 @pytest.mark.parametrize(
     "variable,value",
     [("JOBS", "0"), ("JOBS", "two"), ("FORCE", "yes"), ("LAUNCHER", "kubernetes"),
-     ("PORT", "http"), ("PORT", "70000"), ("UI_PORT", "http"), ("OUT", "/dev/null/reports"),
-     ("TARGET", "1.5")],
+     ("PORT", "http"), ("PORT", "70000"), ("DB", "mysql"), ("PG_PORT", "x"), ("UI_PORT", "http"),
+     ("OUT", "/dev/null/reports"), ("TARGET", "1.5")],
 )
 def test_bad_make_variables(variable, value):
-    target = {"PORT": "server", "UI_PORT": "ui", "OUT": "report", "TARGET": "report"}.get(
-        variable, "sweep")
+    target = {"PORT": "server", "DB": "server", "PG_PORT": "server", "UI_PORT": "ui",
+              "OUT": "report", "TARGET": "report"}.get(variable, "sweep")
     result = subprocess.run(["make", "-s", target, "STUDY=smoke", f"{variable}={value}"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0

@@ -1,5 +1,5 @@
 """LAUNCHER=slurm against a real Slurm (`make slurm-up`: slurmctld, slurmd, slurmdbd with
-MariaDB) and a real `make server`: a sweep submitted as one job array, a submitter that dies
+MariaDB) and a real `make server` (on PostgreSQL where it can run): a sweep submitted as one job array, a submitter that dies
 while the cluster finishes its work, a task cancelled with scancel and one killed by its time
 limit — and the same command again training only what is missing."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, tracking_server
+from tests.conftest import ROOT, postgres_here, server_folder, tracking_server
 
 
 def slurm_ready() -> str | None:
@@ -49,7 +49,11 @@ TINY = ["data.train_size=300", "data.val_size=100", "train.epochs=1"]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with tracking_server(tmp_path_factory.mktemp("server")) as uri:
+    """The cluster's tracking server: on PostgreSQL where it can run here, as docs/cluster.md
+    recommends for a cluster; else on SQLite."""
+    db = "sqlite" if postgres_here() else "postgres"
+    with server_folder(db, tmp_path_factory.mktemp("server")) as folder, \
+            tracking_server(folder, db=db) as uri:
         yield uri
 
 

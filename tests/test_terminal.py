@@ -2,9 +2,11 @@
 CI has none), where the sweep shows its live display, and where Ctrl-C reaches every process
 of the sweep. And what a launcher sends a worker with each job: plain data only."""
 
+import contextlib
 import os
 import re
 import signal
+import sqlite3
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -72,9 +74,16 @@ def test_ctrl_c_in_a_terminal(store):
     resumes a sweep: test_make_sweep_in_a_terminal[2-local-…], test_kill_then_resume.)"""
     # 128 units train for many seconds after the 4-unit runs have finished: Ctrl-C finds them
     command = ["make", "sweep", "STUDY=smoke", "JOBS=2", f"ARGS=model.units=4,128 {outputs(store)}"]
+    def training_128_units() -> bool:  # a busy machine may take seconds to start the next job
+        with contextlib.suppress(sqlite3.Error), sqlite3.connect(store) as db:
+            return bool(db.execute(
+                "select count(*) from runs join params using (run_uuid) where status = 'RUNNING'"
+                " and params.key = 'units' and params.value = '128'").fetchone()[0])
+        return False
+
     code, output = run_in_terminal(
         command, env=terminal_env(store),
-        interrupt_after=r"seed=\d: test_accuracy")
+        interrupt_after=r"seed=\d: test_accuracy", interrupt_when=training_128_units)
     screen = screen_text(output)
     assert code != 0, screen[-3000:]
     assert re.search(r"sweep smoke: interrupted — \d runs finished \(kept\), \d marked KILLED",
