@@ -98,12 +98,16 @@ def gap_trend(group: pd.DataFrame) -> list[str]:
     if len(gap) < 3:
         return []
     constant = np.ptp(gap) == 0  # no ranking to correlate
-    rho = float("nan") if constant else stats.spearmanr(ordered["param_count"], gap)[0]
+    rho, p = (float("nan"),) * 2 if constant else stats.spearmanr(ordered["param_count"], gap)
     train = ordered["train_accuracy_mean"].to_numpy()
+    peak = int(np.argmax(gap))
     line = (
         f"  Generalization gap from {gap[0]:+.2%} (smallest) to {gap[-1]:+.2%} (largest; "
-        f"train accuracy {pct(train[0])} → {pct(train[-1])}); Spearman correlation of the gap "
-        f"with parameter count {rho:+.2f}."
+        f"train accuracy {pct(train[0])} → {pct(train[-1])})"
+        + (f", largest {gap[peak]:+.2%} at {int(ordered['units'].iloc[peak])} units"
+           if 0 < peak < len(gap) - 1 else "")
+        + f"; Spearman correlation of the gap with parameter count {rho:+.2f} over {len(gap)} "
+        f"sizes (p = {p:.2f}{', not significant' if p >= 0.05 else ''})."
     )
     noise = float(ordered["label_noise"].max()) if "label_noise" in ordered else 0.0
     if "fit_accuracy_mean" in ordered and noise > 0:
@@ -165,9 +169,20 @@ def capacity_answer(summary: pd.DataFrame, target: float) -> list[str]:
             if by_ci is not None
             else f"No size has its whole interval above {target_text(target)}. "
         )
-        dips = non_monotone(group, target, "test_accuracy_mean")
-        if dips:
-            text += f"Not monotone: {', '.join(map(str, dips))} units fall below again. "
+        # sizes the seeds cannot tell from the answer: smaller ones whose interval reaches the
+        # target, larger ones whose mean falls below it within their interval
+        near = group[(group["units"] < by_mean) & (group["test_accuracy_ci_high"] >= target)]
+        if len(near):
+            text += (f"Smaller, with an interval reaching {target_text(target)}: "
+                     + ", ".join(f"{int(r['units'])} units {with_ci(r, 'test_accuracy')}"
+                                 for _, r in near.iterrows())
+                     + f" — not distinguishable from {by_mean} over these seeds. ")
+        for units in non_monotone(group, target, "test_accuracy_mean"):
+            dip = group[group["units"] == units].iloc[0]
+            text += (f"{units} units fall below {target_text(target)} again, "
+                     f"{with_ci(dip, 'test_accuracy')}"
+                     + (": within the interval, not a measured drop. "
+                        if dip["test_accuracy_ci_high"] >= target else ", the whole interval. "))
         big = group[group["units"] == 128]
         if len(big) and by_mean != 128:
             big = big.iloc[0]

@@ -313,7 +313,10 @@ def motifs_splits(
 # --------------------------------------------------------------------------------------------
 # Labelled series from files: your own table (pandas) and the UEA archive (sktime's wheel)
 
-PAD = 0.0  # the value after a ragged series' last step: keras.layers.Masking skips such steps
+# The value after a ragged series' last step, which keras.layers.Masking skips: far outside what
+# standardised data reaches (|x| ≤ √(training steps)), so no real step is ever masked — a step at
+# the training mean (all 0) included.
+PAD = -1e9
 TABLE_SUFFIXES = (".csv", ".parquet", ".npz")
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -370,6 +373,8 @@ def _read_table(path, _size, _mtime, id_column, time_column, label_column, featu
     except Exception as error:  # pandas' and pyarrow's parse errors have no common base
         reason = (str(error).splitlines() or [type(error).__name__])[0]
         raise DataError(f"data.path: cannot read {source.name}: {reason}") from None
+    if frame.empty:
+        raise DataError(f"data.path: {source.name} has no rows")
     found = ", ".join(map(str, frame.columns))
 
     def need(key: str, column) -> None:
@@ -398,14 +403,29 @@ def _read_table(path, _size, _mtime, id_column, time_column, label_column, featu
             if not numeric(column):
                 raise DataError(f"data.feature_columns: column {column!r} of {source.name} is not "
                                 f"numeric ({frame[column].dtype}); name numeric columns only")
-    if frame[label_column].isna().any():
-        row = int(np.flatnonzero(frame[label_column].isna())[0])
-        raise DataError(f"data.label_column: {source.name} has no label in data row {row + 1} "
-                        f"(series {_plain(frame[id_column].iloc[row])!r}); every row needs one")
+    for key, column in (("id_column", id_column), ("label_column", label_column),
+                        ("time_column", time_column)):
+        if column is not None and frame[column].isna().any():
+            row = int(np.flatnonzero(frame[column].isna())[0])
+            raise DataError(f"data.{key}: {source.name} has no {column!r} in data row {row + 1}; "
+                            "every row needs one")
+    if time_column is not None and frame.duplicated([id_column, time_column]).any():
+        row = int(np.flatnonzero(frame.duplicated([id_column, time_column]))[0])
+        raise DataError(f"data.time_column: data row {row + 1} of {source.name} repeats time "
+                        f"{_plain(frame[time_column].iloc[row])!r} of series "
+                        f"{_plain(frame[id_column].iloc[row])!r}; a series has one row per step")
+    for key, column in (("id_column", id_column), ("label_column", label_column)):
+        if frame[column].dtype == object:  # mixed numbers and text sort as text
+            frame[column] = frame[column].astype(str)
     _check_finite_values(frame[features].to_numpy(np.float64), features, source.name,
                          lambda row: f"data row {row + 1} (series {_plain(frame[id_column].iloc[row])!r})")
     # a series' rows in time order; series in the order of their ids
-    frame = frame.sort_values([id_column, *([time_column] if time_column else [])], kind="stable")
+    try:
+        frame = frame.sort_values([id_column, *([time_column] if time_column else [])],
+                                  kind="stable")
+    except TypeError as error:
+        raise DataError(f"data.time_column: {source.name}'s {time_column!r} cannot be ordered "
+                        f"({error}); use numbers or times") from None
     per_series = frame.groupby(id_column, sort=False)
     for key, column in (("label_column", label_column), ("split_column", split_column)):
         if column is None:
@@ -439,8 +459,9 @@ def _read_npz_series(source: Path) -> Series:
             x, y = arrays["x"], arrays["y"]
     except DataError:
         raise
-    except (OSError, ValueError) as error:
-        raise DataError(f"data.path: cannot read {source.name}: {error}") from None
+    except Exception as error:  # numpy's and zipfile's errors (EOFError, BadZipFile, ...)
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise DataError(f"data.path: cannot read {source.name}: {reason}") from None
     if x.ndim != 3 or not np.issubdtype(x.dtype, np.number) or len(y) != len(x) or y.ndim != 1:
         raise DataError(f"data.path: {source.name} has x {x.shape} {x.dtype} and y {y.shape}; "
                         "need numeric x (series, steps, features) and y (series,)")
@@ -696,10 +717,20 @@ def settings(section: dict) -> dict:
             for key, value in section.items() if key != "name"}
 
 
-@functools.lru_cache(maxsize=2)
 def load_splits(name: str, **settings) -> Splits:
     """Build the named dataset; `settings` are that dataset's keyword arguments. A worker's
-    jobs on the same data share one copy (built once: ~0.2 s a job here), read-only."""
+    jobs on the same data share one copy (built once: ~0.2 s a job here), read-only; a file
+    changed since is read again."""
+    stamp = None
+    if _kind(name, settings) == "table" and settings.get("path") is not None:
+        info = Path(settings["path"]).expanduser().stat() if Path(
+            settings["path"]).expanduser().is_file() else None
+        stamp = (info.st_size, info.st_mtime_ns) if info else None
+    return _load_splits(name, stamp, **settings)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_splits(name: str, _stamp, **settings) -> Splits:
     kind = _kind(name, settings)
     splits = uea_splits(name=name, **settings) if kind == "uea" else DATASETS[name](**settings)
     for array in vars(splits).values():

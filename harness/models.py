@@ -53,13 +53,13 @@ def recurrent_layer(cell: str, *, fused: bool = False):
 
 def build_model(
     *, cell: str, units: int, timesteps: int, input_dim: int, num_classes: int, unroll=False,
-    use_cudnn="auto", fused=False, masked=False,
+    use_cudnn="auto", fused=False, mask_value: float | None = None,
 ):
     """keras.Input((timesteps, input_dim)) → recurrent layer(units) → Dense(num_classes, softmax).
 
-    `masked=True` puts keras.layers.Masking before the layer: steps whose inputs are all the
-    padding value (harness.data.PAD, 0) are skipped, so a padded series' last real step gives
-    the output, as the unpadded series would (no weights: the counts are the same).
+    A `mask_value` puts keras.layers.Masking before the layer: steps whose inputs all equal it
+    (the padding of ragged series, harness.data.PAD) are skipped, so a padded series' last real
+    step gives the output, as the unpadded series would (no weights: the counts are the same).
     `use_cudnn=True` (LSTM, GRU) makes Keras fail loudly instead of silently falling back to
     the slow kernel when cuDNN cannot run the layer; the runner asks for it on a GPU.
     `fused=True` runs an LSTM's loop as TensorFlow's fused CPU kernel (harness/fused.py): the
@@ -70,7 +70,8 @@ def build_model(
     check_units(units)
     layer_class = recurrent_layer(cell, fused=fused)
     inputs = keras.Input((timesteps, input_dim), name="sequence")
-    sequence = keras.layers.Masking(mask_value=0.0, name="padding")(inputs) if masked else inputs
+    sequence = (inputs if mask_value is None
+                else keras.layers.Masking(mask_value=mask_value, name="padding")(inputs))
     options = {"use_cudnn": use_cudnn} if cell in ("lstm", "gru") else {}
     hidden = layer_class(units, unroll=unroll, name=cell, **options)(sequence)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="head")(hidden)

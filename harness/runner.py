@@ -305,7 +305,7 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
             # model may fall back to Keras's loop
             use_cudnn=True if device.startswith("gpu") and not splits.masked else "auto",
             fused=fused_on(device),
-            masked=splits.masked,
+            mask_value=data.PAD if splits.masked else None,
         )
         try:
             history, train_time, epoch_time, throughput, test_probabilities, train_probabilities = (

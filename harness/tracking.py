@@ -11,6 +11,7 @@ import os
 import socket
 import sqlite3
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -63,11 +64,14 @@ def connect(uri: str | None) -> str:
 # What a busy tracking server answers and a later try gets through: the server's database pool
 # exhausted (answered 400, which MLflow's client does not retry), SQLite's write lock and
 # PostgreSQL's connection limit (503s, after MLflow's own retries of them), dropped connections.
-TRANSIENT = (
+REFUSED = (  # answered before the server did anything: safe to send again
     "QueuePool limit", "database is locked", "too many clients", "remaining connection slots",
-    "too many 503 error responses", "Connection reset by peer", "Connection aborted",
-    "RemoteDisconnected",
+    "too many 503 error responses",
 )
+DROPPED = ("Connection reset by peer", "Connection aborted", "RemoteDisconnected")
+# Calls that would do their work twice if a dropped one had gone through before the drop;
+# the others are idempotent (a tag or param set again, the same metric points: MLflow keeps one).
+CREATES = ("CreateRun", "CreateExperiment", "CreateLoggedModel", "CreateDataset")
 # The longest a job waits out a busy store, per call, before it fails.
 PATIENCE_S = float(os.environ.get("HARNESS_TRACKING_PATIENCE_S", "600"))
 
@@ -75,24 +79,36 @@ PATIENCE_S = float(os.environ.get("HARNESS_TRACKING_PATIENCE_S", "600"))
 RETRY_LOG = logging.getLogger("harness.tracking")
 
 
-def transient(error: BaseException) -> bool:
-    return any(text in str(error) for text in TRANSIENT)
+def transient(error: BaseException, creates: bool = False) -> bool:
+    """A busy server's answer that a later try gets through (TrackingError: ours, final)."""
+    if isinstance(error, TrackingError):
+        return False
+    return any(text in str(error) for text in REFUSED + (() if creates else DROPPED))
+
+
+_patch_lock = threading.Lock()
 
 
 def ride_out_busy_servers() -> None:
     """Every call MLflow's client makes to a tracking server (RestStore._call_endpoint, which
     all of them go through) is tried again on a transient error, with jittered exponential
     backoff (1 s doubling to 30 s) for at most PATIENCE_S; then the job fails with one line
-    naming the store. Each call alone: a retry repeats no call that went through (a logged
-    metric is logged once). Idempotent; patches the class once per process."""
+    naming the store. Each call alone, so a retry repeats no other call; a call that creates
+    (a run, an experiment) is tried again only when the server refused it, not when the
+    connection dropped after it may have gone through. Patches the class once per process."""
     import tenacity
     from mlflow.store.tracking.rest_store import RestStore
 
-    if getattr(RestStore._call_endpoint, "harness_retries", False):
-        return
-    plain = RestStore._call_endpoint
+    with _patch_lock:
+        if getattr(RestStore._call_endpoint, "harness_retries", False):
+            return
+        plain = RestStore._call_endpoint
+        RestStore._call_endpoint = _retrying(plain, tenacity)
+
+
+def _retrying(plain, tenacity):
+    """RestStore._call_endpoint (`plain`) wrapped as ride_out_busy_servers says."""
     retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(transient),
         wait=tenacity.wait_random_exponential(multiplier=1, max=30),
         stop=tenacity.stop_after_delay(PATIENCE_S),
         reraise=True,
@@ -101,11 +117,14 @@ def ride_out_busy_servers() -> None:
             str(state.outcome.exception()).splitlines()[0][:120], state.next_action.sleep),
     )
 
-    def call_endpoint(self, *args, **kwargs):
+    def call_endpoint(self, api, *args, **kwargs):
+        creates = getattr(api, "__name__", "") in CREATES
         try:
-            return retrying.copy()(plain, self, *args, **kwargs)  # a copy per call: threads
+            # a copy per call: its state is the call's (threads share the store)
+            return retrying.copy(retry=tenacity.retry_if_exception(
+                lambda error: transient(error, creates)))(plain, self, api, *args, **kwargs)
         except Exception as error:
-            if not transient(error):
+            if not transient(error, creates):
                 raise
             host = self.get_host_creds().host
             reason = str(error).splitlines()[0][:300]
@@ -113,7 +132,7 @@ def ride_out_busy_servers() -> None:
                                 f"{PATIENCE_S:.0f} s of retries ({reason})") from None
 
     call_endpoint.harness_retries = True
-    RestStore._call_endpoint = call_endpoint
+    return call_endpoint
 
 
 def check_reachable(uri: str) -> None:

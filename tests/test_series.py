@@ -2,6 +2,8 @@
 is masked to the unpadded series' predictions, the archive's sets load offline with their own
 split, and every bad file gives one line naming the key before anything runs."""
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -81,17 +83,19 @@ def test_padding_is_masked_to_the_unpadded_series_predictions(tmp_path):
     shape = dict(cell="lstm", units=5, input_dim=3, num_classes=3)
     keras.utils.set_random_seed(0)
     # the runner's CPU model: TensorFlow's fused kernel, which hands a masked layer to Keras's loop
-    padded_model = models.build_model(timesteps=12, masked=True, fused=True, **shape)
-    padded = padded_model.predict(splits.x_train, verbose=0)
-    for series, prediction in zip(splits.x_train, padded):
-        length = int(np.flatnonzero(np.abs(series).sum(axis=1))[-1]) + 1
+    padded_model = models.build_model(timesteps=12, mask_value=data.PAD, fused=True, **shape)
+    x = splits.x_train.copy()
+    x[0, 0] = 0.0  # a real step at the training mean is not padding
+    padded = padded_model.predict(x, verbose=0)
+    for series, prediction in zip(x, padded):
+        length = int((series != data.PAD).any(axis=1).sum())
         alone = models.build_model(timesteps=length, **shape)
         alone.set_weights(padded_model.get_weights())
         assert np.allclose(alone.predict(series[None, :length], verbose=0)[0], prediction,
                            atol=1e-6)
     unmasked = models.build_model(timesteps=12, **shape)
     unmasked.set_weights(padded_model.get_weights())
-    assert not np.allclose(unmasked.predict(splits.x_train, verbose=0), padded, atol=1e-3)
+    assert not np.allclose(unmasked.predict(x, verbose=0), padded, atol=1e-3)
 
 
 def test_uea_sets_load_offline_with_the_archives_split():
@@ -100,7 +104,7 @@ def test_uea_sets_load_offline_with_the_archives_split():
     assert (len(vowels.y_train), len(vowels.y_val), len(vowels.y_test)) == (216, 54, 370)
     assert vowels.num_classes == 9 and vowels.input_dim == 12 and vowels.timesteps == 29
     assert vowels.masked  # 7 to 29 steps
-    lengths = (np.abs(vowels.x_test).sum(axis=2) > 0).sum(axis=1)
+    lengths = (vowels.x_test != data.PAD).any(axis=2).sum(axis=1)
     assert lengths.min() == 7 and lengths.max() == 29
     for name in data.uea_sets():  # sktime's loader works with the harness's pandas
         series = data.read_uea(name)
@@ -148,6 +152,10 @@ def bad_files(folder):
     case("tiny_class.csv", good.assign(label=np.where(good["series"] == 0, "dog", good["label"])),
          [], "data.label_column")
     case("ragged.csv", long_form([4, 6] * 12), ["data.mask=false"], "data.mask")
+    case("no_id.csv", good.assign(series=np.where(good["time"] == 20, np.nan, good["series"])),
+         [], "data.id_column")
+    case("repeated_time.csv", good.assign(time=good["time"] // 20), [], "data.time_column")
+    case("empty.npz", b"", [], "data.path")
     case("few.csv", good, ["data.val_size=500"], "data.val_size")
     return cases
 
@@ -206,14 +214,20 @@ def test_an_npz_sweeps_the_smoke_grid_keyed_by_its_content(tmp_path, store):
     assert again.returncode == 0 and "4 already finished" in again.stdout, again.stdout
 
 
-def test_run_key_follows_the_files_content(tmp_path):
+def test_run_key_and_data_follow_the_files_content(tmp_path):
     x, y = as_arrays(long_form([4] * 24))
-    np.savez(tmp_path / "a.npz", x=x, y=y)
-    np.savez(tmp_path / "b.npz", x=x + 1, y=y)
-    job = study_jobs("units_table", [f"data.path={tmp_path / 'a.npz'}"])[0]
-    key = run_key(job)
-    job["data"]["path"] = str(tmp_path / "b.npz")
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=x, y=y)
+    job = study_jobs("units_table", [f"data.path={path}"])[0]
+    key, first = run_key(job), data.load_splits("table", **data.settings(job["data"]))
+    time.sleep(0.01)  # a later modification time
+    changed = x.copy()
+    changed[:, 0, 0] += np.arange(len(x))  # the same path, new content
+    np.savez(path, x=changed, y=y)
     assert run_key(job) != key
+    again = data.load_splits("table", **data.settings(job["data"]))
+    assert not np.array_equal(again.x_train, first.x_train) or not np.array_equal(
+        again.x_test, first.x_test)
 
 
 def test_explain_a_table_model(capsys):

@@ -116,15 +116,15 @@ def busy_proxy(server: str, busy_every: int):
         proxy.shutdown()
 
 
-def test_busy_answers_are_retried_and_nothing_is_logged_twice(tmp_path):
-    with tracking_server(tmp_path / "server") as uri, busy_proxy(uri, busy_every=3) as proxy:
-        _, output = burst(uri, clients=8, processes=1, via=proxy)
-    # a third of the requests refused, each tried again: every point once (burst checks)
+def test_refused_requests_are_retried(sqlite_server):
+    with busy_proxy(sqlite_server, busy_every=3) as proxy:
+        _, output = burst(sqlite_server, clients=8, processes=1, via=proxy)
+    # a third of the requests refused, each tried again: every run and point there (burst checks)
     assert "tracking: the server is busy (BAD_REQUEST: (sqlalchemy.exc.TimeoutError) QueuePool" in output
 
 
-def test_a_server_that_stays_busy_fails_the_job_with_one_line(tmp_path):
-    with tracking_server(tmp_path / "server") as uri, busy_proxy(uri, busy_every=0) as proxy:
+def test_a_server_that_stays_busy_fails_the_job_with_one_line(sqlite_server):
+    with busy_proxy(sqlite_server, busy_every=0) as proxy:
         result = subprocess.run(
             [sys.executable, "-m", "tests.load_client", proxy, "load", "none", "0", "1", "1"],
             cwd=ROOT, env=dict(os.environ, HARNESS_TRACKING_PATIENCE_S="3"),
@@ -135,9 +135,15 @@ def test_a_server_that_stays_busy_fails_the_job_with_one_line(tmp_path):
                            f"{proxy} stayed busy for 3 s of retries (")
 
 
-def test_sqlite_server_holds_a_burst(tmp_path):
-    with tracking_server(tmp_path / "server") as uri:
-        wall, _ = burst(uri, clients=32, processes=4)
+@pytest.fixture(scope="module")
+def sqlite_server(tmp_path_factory):
+    """One SQLite `make server` for this module's tests (each burst is a parent of its own)."""
+    with tracking_server(tmp_path_factory.mktemp("server")) as uri:
+        yield uri
+
+
+def test_sqlite_server_holds_a_burst(sqlite_server):
+    wall, _ = burst(sqlite_server, clients=32, processes=4)
     print(f"sqlite: 32 clients in {wall:.0f} s")
 
 

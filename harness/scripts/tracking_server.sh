@@ -2,8 +2,8 @@
 # `make server`: an MLflow tracking server for many jobs at once (a cluster, parallel sweeps).
 # DB=sqlite (default): a SQLite file under SERVER_DIR, for one machine. DB=postgres: Debian's
 # PostgreSQL (installed if missing), an instance of its own — data, socket and log under
-# SERVER_DIR/postgres, its own port PG_PORT, loopback only — started here and stopped when the
-# server ends (one that was already running is left running). Both get the pool settings below;
+# SERVER_DIR/postgres (mode 700), no TCP, its socket named by PG_PORT — started here and stopped
+# when the server ends (one that was already running is left running). Both get the pool settings below;
 # numbers behind them: docs/cluster.md.
 set -euo pipefail
 
@@ -19,7 +19,6 @@ MLFLOW=${MLFLOW:-.venv/bin/mlflow}
 WORKERS=${SERVER_WORKERS:-4}
 export MLFLOW_SQLALCHEMYSTORE_POOL_SIZE=${MLFLOW_SQLALCHEMYSTORE_POOL_SIZE:-20}
 export MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW=${MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW:-10}
-MAX_CONNECTIONS=$((WORKERS * (MLFLOW_SQLALCHEMYSTORE_POOL_SIZE + MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW) + 20))
 
 say() { echo "server: $*"; }
 die() { echo "error: $*" >&2; exit 2; }
@@ -27,10 +26,14 @@ die() { echo "error: $*" >&2; exit 2; }
 [[ $DB == sqlite || $DB == postgres ]] || die "DB: '$DB' is not allowed; use sqlite or postgres"
 for name in PORT PG_PORT; do
   value=${!name}
-  [[ $value =~ ^[0-9]+$ ]] && ((value >= 1 && value <= 65535)) ||
+  [[ $value =~ ^[0-9]+$ ]] && ((10#$value >= 1 && 10#$value <= 65535)) ||
     die "$name: '$value' is not allowed; use a port number 1..65535"
 done
-[[ $WORKERS =~ ^[1-9][0-9]*$ ]] || die "SERVER_WORKERS: '$WORKERS' is not allowed; use an integer ≥ 1"
+for name in SERVER_WORKERS MLFLOW_SQLALCHEMYSTORE_POOL_SIZE MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW; do
+  value=${!name:-$WORKERS}
+  [[ $value =~ ^[1-9][0-9]{0,3}$ ]] || die "$name: '$value' is not allowed; use an integer 1..9999"
+done
+MAX_CONNECTIONS=$((WORKERS * (MLFLOW_SQLALCHEMYSTORE_POOL_SIZE + MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW) + 20))
 mkdir -p "$DIR"
 
 PG_HOME=$DIR/postgres  # the instance's own folder: data/, its socket, postgres.log
@@ -64,12 +67,13 @@ start_postgres() {
   if as_postgres "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
     say "PostgreSQL already running in $PG_DATA (left running at the end)"
   else
+    started_postgres=$bin  # before the start: a signal during it still stops it
+    # No TCP: its socket only, in PG_HOME (mode 700): only this user (and root) reach it.
     as_postgres "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start -o \
-      "-p $PG_PORT -k $PG_HOME -c listen_addresses=127.0.0.1 -c max_connections=$MAX_CONNECTIONS" \
-      >/dev/null || die "DB: postgres: PostgreSQL did not start on port $PG_PORT (log: $PG_LOG)"
-    started_postgres=$bin
+      "-p $PG_PORT -k $PG_HOME -c listen_addresses='' -c max_connections=$MAX_CONNECTIONS" \
+      >/dev/null || die "DB: postgres: PostgreSQL did not start with port $PG_PORT (log: $PG_LOG)"
   fi
-  local sql=("$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qtA)
+  local sql=("$bin/psql" -h "$PG_HOME" -p "$PG_PORT" -U postgres -d postgres -qtA)
   [[ $("${sql[@]}" -c "select 1 from pg_database where datname = 'mlflow'") == 1 ]] ||
     "${sql[@]}" -c "create database mlflow" >/dev/null
 }
@@ -84,7 +88,7 @@ stop_postgres() {
 if [[ $DB == postgres ]]; then
   trap stop_postgres EXIT
   start_postgres
-  STORE=postgresql+psycopg2://postgres@127.0.0.1:$PG_PORT/mlflow
+  STORE="postgresql+psycopg2://postgres@/mlflow?host=$PG_HOME&port=$PG_PORT"
 else
   STORE=sqlite:///$DIR/mlflow.db
 fi
@@ -97,6 +101,7 @@ server=$!
 trap 'kill -TERM "$server" 2>/dev/null || true' INT TERM HUP
 status=0
 while kill -0 "$server" 2>/dev/null; do
+  status=0  # an interrupted wait says 128 + the signal; the server's own status follows
   wait "$server" || status=$?
 done
 exit "$status"
