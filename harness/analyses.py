@@ -721,10 +721,14 @@ def double_descent_answer(summary: pd.DataFrame) -> list[str]:
                 + ")"
             )
             if peak["after"] is not None:
-                head += (
-                    f", then falls again to {pct(peak['after_error'])} at {peak['after']} "
-                    f"units ({'a second descent, intervals apart' if peak['second_descent'] else 'not interval-separated from the peak'})."
-                )
+                head += f", then falls again to {pct(peak['after_error'])} at {peak['after']} units ("
+                if not peak["significant"]:  # no measured peak: nothing to descend a second time
+                    head += ("below the peak, intervals apart; the rise is not, so this is one "
+                             "descent with a plateau, not a measured double descent)."
+                             if peak["second_descent"] else "not interval-separated either).")
+                else:
+                    head += ("a second descent, intervals apart)." if peak["second_descent"]
+                             else "not interval-separated from the peak).")
             else:
                 head += ", at the largest size tried."
         lines.append(head)
