@@ -355,7 +355,8 @@ def read_table(path, *, id_column="series", time_column="time", label_column="la
     (series,). Read once per file content (path, size, modification time)."""
     source = _checked_file(path)
     stat = source.stat()
-    columns = tuple(feature_columns) if feature_columns is not None else None
+    columns = ((feature_columns,) if isinstance(feature_columns, str)  # one column by name
+               else tuple(feature_columns) if feature_columns is not None else None)
     return _read_table(str(source.resolve()), stat.st_size, stat.st_mtime_ns, id_column,
                        time_column, label_column, columns, split_column)
 
@@ -722,10 +723,9 @@ def load_splits(name: str, **settings) -> Splits:
     jobs on the same data share one copy (built once: ~0.2 s a job here), read-only; a file
     changed since is read again."""
     stamp = None
-    if _kind(name, settings) == "table" and settings.get("path") is not None:
-        info = Path(settings["path"]).expanduser().stat() if Path(
-            settings["path"]).expanduser().is_file() else None
-        stamp = (info.st_size, info.st_mtime_ns) if info else None
+    if _kind(name, settings) == "table":
+        info = _checked_file(settings.get("path")).stat()
+        stamp = (info.st_size, info.st_mtime_ns)
     return _load_splits(name, stamp, **settings)
 
 

@@ -215,10 +215,10 @@ def main(argv: list[str] | None = None) -> None:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         fail(f"OUT: cannot create {args.out!r} ({error.strerror}); use a writable folder")
-    uri = tracking.connect(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
     try:
+        uri = tracking.connect(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
         path, parent = report_study(uri, args.study, Path(args.out), settings=settings)
-    except ValueError as error:
+    except (ValueError, tracking.TrackingError) as error:
         fail(str(error))
     print(f"{answer_text(path.read_text())}\nreport: {path}")
     if parent:

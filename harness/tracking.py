@@ -72,8 +72,19 @@ DROPPED = ("Connection reset by peer", "Connection aborted", "RemoteDisconnected
 # Calls that would do their work twice if a dropped one had gone through before the drop;
 # the others are idempotent (a tag or param set again, the same metric points: MLflow keeps one).
 CREATES = ("CreateRun", "CreateExperiment", "CreateLoggedModel", "CreateDataset")
-# The longest a job waits out a busy store, per call, before it fails.
-PATIENCE_S = float(os.environ.get("HARNESS_TRACKING_PATIENCE_S", "600"))
+
+
+def patience_s() -> float:
+    """The longest a job waits out a busy store, per call, before it fails (600 s; the
+    environment's HARNESS_TRACKING_PATIENCE_S)."""
+    text = os.environ.get("HARNESS_TRACKING_PATIENCE_S", "600")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise TrackingError(f"HARNESS_TRACKING_PATIENCE_S: {text!r} is not allowed; use seconds ≥ 0")
+    return seconds
 
 
 RETRY_LOG = logging.getLogger("harness.tracking")
@@ -92,7 +103,7 @@ _patch_lock = threading.Lock()
 def ride_out_busy_servers() -> None:
     """Every call MLflow's client makes to a tracking server (RestStore._call_endpoint, which
     all of them go through) is tried again on a transient error, with jittered exponential
-    backoff (1 s doubling to 30 s) for at most PATIENCE_S; then the job fails with one line
+    backoff (1 s doubling to 30 s) for at most patience_s(); then the job fails with one line
     naming the store. Each call alone, so a retry repeats no other call; a call that creates
     (a run, an experiment) is tried again only when the server refused it, not when the
     connection dropped after it may have gone through. Patches the class once per process."""
@@ -103,14 +114,14 @@ def ride_out_busy_servers() -> None:
         if getattr(RestStore._call_endpoint, "harness_retries", False):
             return
         plain = RestStore._call_endpoint
-        RestStore._call_endpoint = _retrying(plain, tenacity)
+        RestStore._call_endpoint = _retrying(plain, tenacity, patience_s())
 
 
-def _retrying(plain, tenacity):
+def _retrying(plain, tenacity, patience: float):
     """RestStore._call_endpoint (`plain`) wrapped as ride_out_busy_servers says."""
     retrying = tenacity.Retrying(
         wait=tenacity.wait_random_exponential(multiplier=1, max=30),
-        stop=tenacity.stop_after_delay(PATIENCE_S),
+        stop=tenacity.stop_after_delay(patience),
         reraise=True,
         before_sleep=lambda state: RETRY_LOG.warning(
             "tracking: the server is busy (%s); trying again in %.1f s",
@@ -129,7 +140,7 @@ def _retrying(plain, tenacity):
             host = self.get_host_creds().host
             reason = str(error).splitlines()[0][:300]
             raise TrackingError(f"MLFLOW_TRACKING_URI: the tracking server {host} stayed busy for "
-                                f"{PATIENCE_S:.0f} s of retries ({reason})") from None
+                                f"{patience:.0f} s of retries ({reason})") from None
 
     call_endpoint.harness_retries = True
     return call_endpoint

@@ -99,3 +99,11 @@ def test_gpu_without_gpu(store):
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("error: device: gpu")
     assert finished_runs(store) == 0
+
+
+def test_bad_tracking_patience(store):
+    result = run_sweep("smoke", store=store, extra_env={"HARNESS_TRACKING_PATIENCE_S": "soon"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: HARNESS_TRACKING_PATIENCE_S: 'soon' is not allowed; use seconds ≥ 0"]
+    assert finished_runs(store) == 0

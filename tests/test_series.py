@@ -61,6 +61,9 @@ def test_csv_parquet_and_npz_of_the_same_series_load_to_identical_arrays(tmp_pat
     other = data.table_splits(path=str(tmp_path / "series.csv"), val_size=6, test_size=6, seed=1)
     assert not np.array_equal(other.y_test, splits.y_test) or not np.array_equal(
         other.x_test, splits.x_test)  # the split follows data.seed
+    one = data.table_splits(path=str(tmp_path / "series.csv"), feature_columns="x1",
+                            val_size=6, test_size=6)
+    assert np.array_equal(one.x_train[..., 0], splits.x_train[..., 1])  # a single column by name
 
 
 def test_the_file_names_its_split(tmp_path):
