@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from harness.config import parse_target
 from harness.models import explain
 from harness.summary import (
     MIN_SEEDS_FOR_CI, aggregate, band, finish, fmt, groups, markdown, pct, pyplot, save,
@@ -73,6 +74,41 @@ def target_text(target: float) -> str:
     return f"{target:.0%}" if round(target * 100, 6).is_integer() else f"{target:.1%}"
 
 
+def ceiling_of(group: pd.DataFrame) -> float | None:
+    """The best accuracy the group's task allows (the synthetic task's Bayes ceiling, logged
+    with its runs), or None where it is not known."""
+    if "bayes_accuracy_mean" not in group or group["bayes_accuracy_mean"].isna().all():
+        return None
+    return float(group["bayes_accuracy_mean"].mean())
+
+
+def target_at(target, group: pd.DataFrame) -> float:
+    """The accuracy `target` (report.target) asks of a group: a number itself, or that fraction
+    of the group's ceiling ("0.95 of bayes")."""
+    fraction, of_ceiling = parse_target(target)
+    if not of_ceiling:
+        return fraction
+    ceiling = ceiling_of(group)
+    if ceiling is None:
+        raise ValueError(f"report.target: {target!r} needs a task whose best accuracy is known "
+                         "(data=motifs); use a number in (0, 1]")
+    return fraction * ceiling
+
+
+def goal_text(target, group: pd.DataFrame) -> str:
+    """`target_at` in words: "75%", or "72.8% (95% of the Bayes ceiling, 76.7%)"."""
+    fraction, of_ceiling = parse_target(target)
+    text = target_text(target_at(target, group))
+    return (f"{text} ({fraction:.0%} of the Bayes ceiling, {pct(ceiling_of(group))})"
+            if of_ceiling else text)
+
+
+def of_ceiling(row, metric: str = "test_accuracy_mean") -> str:
+    """", 93% of the ceiling" for a row with a known ceiling, else nothing."""
+    ceiling = row.get("bayes_accuracy_mean", np.nan)
+    return "" if pd.isna(ceiling) else f", {row[metric] / ceiling:.0%} of the ceiling"
+
+
 def minimal_units(summary: pd.DataFrame, target: float, column: str) -> int | None:
     """The smallest units whose `column` (e.g. test_accuracy_mean or test_accuracy_ci_low)
     reaches `target`; None if no size does. A larger size falling below the target again does
@@ -127,62 +163,67 @@ def gap_trend(group: pd.DataFrame) -> list[str]:
     return [line]
 
 
-def capacity_answer(summary: pd.DataFrame, target: float) -> list[str]:
+def capacity_answer(summary: pd.DataFrame, target) -> list[str]:
     """One block per combination of swept non-units factors."""
     chance = 1 / classes_of(summary)
     lines = []
     for label, group in groups(summary, swept_factors(summary)):
         heading = f"**{label}**: " if label else ""
+        goal, target_value = goal_text(target, group), target_at(target, group)
+        ceiling = ceiling_of(group)
+        if ceiling is not None:
+            heading += (f"(best possible {pct(ceiling)}, the Bayes classifier's on these test "
+                        f"sequences {pct(group['bayes_test_accuracy_mean'].mean())}) ")
         if group["units"].nunique() == 1:
             row = group.iloc[0]
-            reached = "reaches" if row["test_accuracy_mean"] >= target else "does not reach"
+            reached = "reaches" if row["test_accuracy_mean"] >= target_value else "does not reach"
             lines.append(
                 f"- {heading}{row['cell'].upper()}({int(row['units'])}) "
                 f"({int(row['param_count']):,} parameters): test accuracy "
-                f"{with_ci(row, 'test_accuracy')} over {seeds(row)} — "
+                f"{with_ci(row, 'test_accuracy')} over {seeds(row)}{of_ceiling(row)} — "
                 f"{row['test_accuracy_mean'] - chance:+.1%} against chance ({pct(chance)}); it "
-                f"{reached} the {target_text(target)} target. Train accuracy "
+                f"{reached} the {goal} target. Train accuracy "
                 f"{pct(row['train_accuracy_mean'])}, gap {row['generalization_gap_mean']:+.2%}, "
                 f"best validation accuracy {pct(row['best_val_accuracy_mean'])}."
             )
             continue
-        by_mean = minimal_units(group, target, "test_accuracy_mean")
-        by_ci = minimal_units(group, target, "test_accuracy_ci_low")
+        by_mean = minimal_units(group, target_value, "test_accuracy_mean")
+        by_ci = minimal_units(group, target_value, "test_accuracy_ci_low")
         if by_mean is None:
             best = group.loc[group["test_accuracy_mean"].idxmax()]
             lines.append(
-                f"- {heading}No size reaches {target_text(target)} mean test accuracy; the best is "
-                f"{int(best['units'])} units at {with_ci(best, 'test_accuracy')} "
+                f"- {heading}No size reaches {goal} mean test accuracy; the best is "
+                f"{int(best['units'])} units at {with_ci(best, 'test_accuracy')}{of_ceiling(best)} "
                 f"({best['test_accuracy_mean'] - chance:+.1%} against chance, {pct(chance)})."
             )
             lines += gap_trend(group)
             continue
         row = group[group["units"] == by_mean].iloc[0]
         text = (
-            f"- {heading}The smallest LSTM whose mean test accuracy reaches {target_text(target)} has "
+            f"- {heading}The smallest LSTM whose mean test accuracy reaches {goal} has "
             f"**{by_mean} units** ({int(row['param_count']):,} parameters): "
             f"{pct(row['test_accuracy_mean'])} ({interval_name(row)} {pct(row['test_accuracy_ci_low'])} – "
-            f"{pct(row['test_accuracy_ci_high'])}, {seeds(row)}). "
+            f"{pct(row['test_accuracy_ci_high'])}, {seeds(row)}{of_ceiling(row)}). "
         )
         text += (
-            f"The smallest whose whole interval is above {target_text(target)}: **{by_ci} units**. "
+            f"The smallest whose whole interval is above {goal}: **{by_ci} units**. "
             if by_ci is not None
-            else f"No size has its whole interval above {target_text(target)}. "
+            else f"No size has its whole interval above {goal}. "
         )
         # sizes the seeds cannot tell from the answer: smaller ones whose interval reaches the
         # target, larger ones whose mean falls below it within their interval
-        near = group[(group["units"] < by_mean) & (group["test_accuracy_ci_high"] >= target)]
+        near = group[(group["units"] < by_mean) & (group["test_accuracy_ci_high"] >= target_value)]
         if len(near):
-            text += (f"Smaller, with an interval reaching {target_text(target)}: "
+            text += (f"Smaller, with an interval reaching {goal}: "
                      + ", ".join(f"{int(r['units'])} units {with_ci(r, 'test_accuracy')}"
                                  for _, r in near.iterrows())
                      + f" — not distinguishable from {by_mean} over these seeds. ")
-        for units in non_monotone(group, target, "test_accuracy_mean"):
+        for units in non_monotone(group, target_value, "test_accuracy_mean"):
             dip = group[group["units"] == units].iloc[0]
-            text += (f"{units} units fall below {target_text(target)} again, "
+            text += (f"{units} units fall below {goal} again, "
                      f"{with_ci(dip, 'test_accuracy')}"
                      + (": within the interval, not a measured drop. "
-                        if dip["test_accuracy_ci_high"] >= target else ", the whole interval. "))
+                        if dip["test_accuracy_ci_high"] >= target_value else ", the whole interval. "))
         big = group[group["units"] == 128]
         if len(big) and by_mean != 128:
             big = big.iloc[0]
@@ -196,17 +237,24 @@ def capacity_answer(summary: pd.DataFrame, target: float) -> list[str]:
     return lines
 
 
-def capacity_metrics(summary: pd.DataFrame, target: float) -> dict[str, float]:
+def capacity_metrics(summary: pd.DataFrame, target) -> dict[str, float]:
     """The numbers of `capacity_answer`, per group of swept factors: the smallest units
     reaching the target by mean (its accuracy, interval, parameters) and by whole interval, the
     best size when none does, and 128 units against the smallest."""
-    metrics = {"target": target}
+    fraction, relative = parse_target(target)
+    metrics = {} if relative else {"target": fraction}
     for label, group in groups(summary, swept_factors(summary)):
         def put(name, value):
             metrics[metric_name(label, name)] = float(value)
 
-        by_mean = minimal_units(group, target, "test_accuracy_mean")
-        by_ci = minimal_units(group, target, "test_accuracy_ci_low")
+        target_value = target_at(target, group)
+        if relative:  # a target per ceiling
+            put("target", target_value)
+        if ceiling_of(group) is not None:
+            put("bayes_accuracy", ceiling_of(group))
+
+        by_mean = minimal_units(group, target_value, "test_accuracy_mean")
+        by_ci = minimal_units(group, target_value, "test_accuracy_ci_low")
         if by_mean is None:
             best = group.loc[group["test_accuracy_mean"].idxmax()]
             put("best_units", best["units"])
@@ -232,6 +280,8 @@ def capacity_table(summary: pd.DataFrame) -> str:
     # the settings chosen per size on validation are shown beside it
     factors = swept_factors(summary) + list(summary.attrs.get("selected", ()))
     noisy = "fit_accuracy_mean" in summary and (summary.get("label_noise", 0) > 0).any()
+    ceiling = ceiling_of(summary) is not None
+    stops = "patience" in summary and summary["patience"].notna().any()
     rows = []
     for _, row in summary.iterrows():
         cells = {"units": str(int(row["units"]))}
@@ -240,8 +290,11 @@ def capacity_table(summary: pd.DataFrame) -> str:
             "params": f"{int(row['param_count']):,}",
             "seeds": str(int(row["n_seeds"])),
             "test acc (interval)": with_ci(row, "test_accuracy"),
-            "train acc": pct(row["train_accuracy_mean"]),
         }
+        if ceiling:  # the synthetic task: the best accuracy possible, and how near it is
+            cells |= {"Bayes": pct(row["bayes_accuracy_mean"]),
+                      "of Bayes": f"{row['test_accuracy_mean'] / row['bayes_accuracy_mean']:.0%}"}
+        cells["train acc"] = pct(row["train_accuracy_mean"])
         if noisy:
             cells["fit acc (noisy labels)"] = pct(row["fit_accuracy_mean"])
         cells |= {
@@ -249,11 +302,14 @@ def capacity_table(summary: pd.DataFrame) -> str:
             "best val": pct(row["best_val_accuracy_mean"]),
             "s/epoch": f"{row['epoch_time_s_mean']:.1f}",
         }
+        if stops:  # early stopping: where the best epoch was, against the epochs allowed
+            cells["best epoch / max"] = (f"{row['best_epoch_mean'] + 1:.0f} / {fmt(row['epochs'])}"
+                                         if "best_epoch_mean" in row else "—")
         rows.append(cells)
     return markdown(pd.DataFrame(rows))
 
 
-def plot_capacity(summary: pd.DataFrame, target: float, path: Path) -> None:
+def plot_capacity(summary: pd.DataFrame, target, path: Path) -> None:
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(8, 5))
     for label, group in groups(summary, swept_factors(summary)):
@@ -265,13 +321,30 @@ def plot_capacity(summary: pd.DataFrame, target: float, path: Path) -> None:
                 f"{int(row['units'])}", (row["param_count"], row["test_accuracy_mean"]),
                 textcoords="offset points", xytext=(0, -12), ha="center", fontsize=7,
             )
-    axes.axhline(target, color="grey", linestyle=":", label=f"target {target_text(target)}")
-    chance = 1 / classes_of(summary)
-    axes.axhline(chance, color="black", linestyle="-.", linewidth=0.8,
-                 label=f"chance {chance:.0%}")
+    reference_lines(axes, summary, target)
     finish(figure, axes, xlabel="parameters (log scale; labels: units)",
            ylabel="accuracy (mean, interval band)", title="Accuracy against capacity")
     save(figure, path)
+
+
+def reference_lines(axes, summary: pd.DataFrame, target) -> None:
+    """The target, chance and, where the task knows it, each ceiling (one per motif draw) as
+    horizontal lines."""
+    chance = 1 / classes_of(summary)
+    axes.axhline(chance, color="black", linestyle="-.", linewidth=0.8,
+                 label=f"chance {chance:.0%}")
+    draws = (list(groups(summary, ["motifs_seed"]))
+             if "motifs_seed" in summary and ceiling_of(summary) is not None else [("", summary)])
+    for label, group in draws:
+        ceiling = ceiling_of(group)
+        if ceiling is not None:
+            axes.axhline(ceiling, color="black", linewidth=1.2, alpha=0.7,
+                         label=f"Bayes ceiling {pct(ceiling)} {label}".strip())
+        if ceiling is not None or label == "" or parse_target(target)[1]:
+            value = target_at(target, group)
+            if not any(abs(line.get_ydata()[0] - value) < 1e-9 for line in axes.lines):
+                axes.axhline(value, color="grey", linestyle=":",
+                             label=f"target {goal_text(target, group)}")
 
 
 def plot_overfitting(summary: pd.DataFrame, path: Path) -> None:
@@ -295,7 +368,8 @@ def weight_shapes(row: pd.Series) -> str:
     return "## The model's weights (`make explain`)\n\n```\n" + text + "\n```"
 
 
-def plot_learning_curves(curves: pd.DataFrame, chance: float, target: float, path: Path) -> None:
+def plot_learning_curves(curves: pd.DataFrame, chance: float, target: float, path: Path,
+                         ceiling: float | None = None) -> None:
     """Training and validation accuracy per epoch, mean over seeds with interval bands."""
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
@@ -308,12 +382,15 @@ def plot_learning_curves(curves: pd.DataFrame, chance: float, target: float, pat
             band(axes, pd.DataFrame(rows), "value", style, label, x="epoch")
     axes.axhline(target, color="grey", linestyle=":", label=f"target {target_text(target)}")
     axes.axhline(chance, color="black", linestyle="-.", linewidth=0.8, label=f"chance {chance:.0%}")
+    if ceiling is not None:
+        axes.axhline(ceiling, color="black", linewidth=1.2, alpha=0.7,
+                     label=f"Bayes ceiling {pct(ceiling)}")
     finish(figure, axes, xlabel="epoch", ylabel="accuracy (mean over seeds, interval)",
            title="Learning curves", xscale="linear")
     save(figure, path)
 
 
-def capacity(summary: pd.DataFrame, frame: pd.DataFrame, *, target: float,
+def capacity(summary: pd.DataFrame, frame: pd.DataFrame, *, target,
              histories=None) -> Analysis:
     """Accuracy and the train–test gap against parameter count; the smallest units that reach
     the study's target. A study of one model gets its weights and learning curves instead."""
@@ -324,18 +401,181 @@ def capacity(summary: pd.DataFrame, frame: pd.DataFrame, *, target: float,
         if histories is not None:
             curves = histories(list(frame["run_id"]))
             plots["learning_curves.png"] = partial(
-                plot_learning_curves, curves, 1 / classes_of(summary), target)
+                plot_learning_curves, curves, 1 / classes_of(summary),
+                target_at(target, summary), ceiling=ceiling_of(summary))
         return Analysis(answer=capacity_answer(summary, target), sections=sections, plots=plots,
                         metrics=capacity_metrics(summary, target))
+    plots = {
+        "capacity.png": partial(plot_capacity, summary, target),
+        "overfitting.png": partial(plot_overfitting, summary),
+    }
+    limits = held_back(summary, leaving_chance(frame, histories, models_of(summary))
+                       if ceiling_of(summary) is not None else None)  # the synthetic task
+    if limits:
+        plots["data_curves.png"] = partial(plot_data_curves, summary)
     return Analysis(
-        answer=capacity_answer(summary, target),
+        answer=best_share(summary) + limits + capacity_answer(summary, target),
         sections=sections,
-        plots={
-            "capacity.png": partial(plot_capacity, summary, target),
-            "overfitting.png": partial(plot_overfitting, summary),
-        },
+        plots=plots,
         metrics=capacity_metrics(summary, target),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# the synthetic task: how near its ceiling, and what holds a model back
+
+
+def model_label(row) -> str:
+    """LSTM(64), conv(64): the model of a summary row."""
+    name = "conv" if row["cell"] == "conv" else str(row["cell"]).upper()
+    return f"{name}({int(row['units'])})"
+
+
+def shares(summary: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a study on the synthetic task with `share`, test accuracy as a fraction of the
+    row's ceiling, and `seen`, the training sequences each run had seen by its best epoch."""
+    table = summary.copy()
+    table["share"] = table["test_accuracy_mean"] / table["bayes_accuracy_mean"]
+    table["seen"] = table["train_size"] * np.where(
+        table["fresh_each_epoch"] == 1, table["best_epoch_mean"] + 1, 1)
+    return table
+
+
+def models_of(table: pd.DataFrame) -> list[str]:
+    """The columns that tell one model (and sequence length) from another in a study."""
+    return [c for c in ("cell", "units", "timesteps") if c in table and table[c].nunique() > 1] \
+        or ["units"]
+
+
+LEFT_CHANCE = 0.55  # validation accuracy ~3 standard errors above 50% on 1,000 sequences
+
+
+def leaving_chance(frame: pd.DataFrame, histories, columns: list[str]) -> dict:
+    """For the runs with new data each epoch, per model (`columns`): after how many training
+    sequences validation accuracy first reached LEFT_CHANCE (median over runs), in words."""
+    if histories is None or "fresh_each_epoch" not in frame:
+        return {}
+    fresh = frame[frame["fresh_each_epoch"] == 1]
+    if fresh.empty:
+        return {}
+    curves = histories(list(fresh["run_id"]))
+    curves = curves[(curves["metric"] == "val_accuracy") & (curves["value"] >= LEFT_CHANCE)]
+    first = curves.groupby("run_id")["step"].min()
+    texts = {}
+    for key, runs in fresh.groupby(columns, sort=True):
+        seen = [(first[run.run_id] + 1) * run.train_size if run.run_id in first.index else np.inf
+                for run in runs.itertuples()]
+        never = int(np.isinf(seen).sum())
+        text = (f"validation first reached {LEFT_CHANCE:.0%} after "
+                f"{np.median(seen):,.0f} sequences (median of {len(seen)} runs"
+                + (f"; {never} never did" if never else "") + ")"
+                if never < len(seen) / 2 else
+                f"validation never reached {LEFT_CHANCE:.0%} in {never} of {len(seen)} runs")
+        texts[key if isinstance(key, tuple) else (key,)] = text
+    return texts
+
+
+def held_back(summary: pd.DataFrame, leaves: dict | None = None) -> list[str]:
+    """For each model of a study that varies the training data (sizes, and new data each
+    epoch), its accuracy as a share of the ceiling per amount of data (over the motif draws)
+    and what keeps it below the ceiling: data (more data helps), training (still improving
+    when the epochs ran out) or units (with new data each epoch and stopped on validation, it
+    stays below)."""
+    if ceiling_of(summary) is None or "fresh_each_epoch" not in summary:
+        return []
+    table = shares(summary)
+    if table["fresh_each_epoch"].nunique() < 2 and table["train_size"].nunique() < 2:
+        return []
+    chance_share = 0.5 / float(table["bayes_accuracy_mean"].mean())
+    lines = ["- **What holds each model back** (test accuracy as a share of its draw's "
+             f"ceiling, mean over motif draws — chance is {chance_share:.0%} of it; train "
+             "accuracy in brackets):"]
+    for key, group in table.groupby(models_of(table), sort=True):
+        first = group.iloc[0]
+        name = model_label(first) + (f" at {int(first['timesteps'])} steps"
+                                     if table["timesteps"].nunique() > 1 else "")
+        fixed = (group[group["fresh_each_epoch"] == 0].groupby("train_size")
+                 [["share", "train_accuracy_mean", "test_accuracy_mean"]].mean())
+        fresh = group[group["fresh_each_epoch"] == 1]
+        parts = [f"{int(size):,} sequences {r['share']:.0%} ({pct(r['train_accuracy_mean'])})"
+                 for size, r in fixed.iterrows()]
+        verdict = ""
+        if len(fresh):
+            share = float(fresh["share"].mean())
+            trained = float(fresh["epochs_trained_mean"].mean())
+            best = float(fresh["best_epoch_mean"].mean()) + 1
+            allowed = float(fresh["epochs"].max())
+            parts.append(f"new data each epoch {share:.0%} (best epoch {best:.0f} of "
+                         f"{trained:.0f} trained, {allowed:.0f} allowed"
+                         + (f"; {leaves[key if isinstance(key, tuple) else (key,)]}"
+                            if leaves and (key if isinstance(key, tuple) else (key,)) in leaves
+                            else "") + ")")
+            fixed_best = float(fixed["share"].max()) if len(fixed) else float("nan")
+            if share <= chance_share + 0.03:
+                verdict = ("it does not learn the task with this recipe, even with new data "
+                           "every epoch")
+            elif trained >= allowed and best > allowed - 5:
+                verdict = (f"training holds it back: with new data it was still improving when "
+                           f"its {allowed:.0f} epochs ran out")
+            elif share >= 0.95:
+                verdict = "it has the units: with enough data it comes within 5% of the ceiling"
+            else:
+                verdict = (f"units (or this recipe) hold it back: with new data every epoch, "
+                           f"stopped on validation, it stays at {share:.0%} of the ceiling")
+            if len(fixed) and share - fixed_best >= 0.02:
+                verdict += (f"; data holds back its fixed sets ({fixed_best:.0%} at best, "
+                            f"{share - fixed_best:+.0%} with new data)")
+        lines.append(f"  - **{name}**: " + ", ".join(parts) + (f" — {verdict}." if verdict else "."))
+    return lines
+
+
+def best_share(summary: pd.DataFrame) -> list[str]:
+    """One line: the best model's test accuracy on each motif draw, as a share of its ceiling."""
+    if ceiling_of(summary) is None:
+        return []
+    table = shares(summary)
+    draws = (list(table.groupby("motifs_seed")) if "motifs_seed" in table
+             else [(None, table)])
+    parts = []
+    for draw, group in draws:
+        best = group.loc[group["test_accuracy_mean"].idxmax()]
+        setting = (f"{int(best['train_size']):,} sequences"
+                   if best.get("fresh_each_epoch", 0) != 1 else "new data each epoch")
+        parts.append(
+            (f"motif draw {int(draw)}: " if draw is not None and len(draws) > 1 else "")
+            + f"{model_label(best)}, {setting}, {pct(best['test_accuracy_mean'])} of the best "
+            f"possible {pct(best['bayes_accuracy_mean'])} ({best['share']:.0%})")
+    return ["- **Nearest the ceiling:** " + "; ".join(parts) + "."]
+
+
+def plot_data_curves(summary: pd.DataFrame, path: Path) -> None:
+    """Test accuracy as a share of the ceiling against the training sequences seen, one line
+    per model (mean over motif draws); new data each epoch at the sequences seen by its best
+    epoch."""
+    plt = pyplot()
+    table = shares(summary)
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for _, group in table.groupby(models_of(table), sort=True):
+        first = group.iloc[0]
+        name = model_label(first) + (f" {int(first['timesteps'])} steps"
+                                     if table["timesteps"].nunique() > 1 else "")
+        fixed = group[group["fresh_each_epoch"] == 0].groupby("train_size")["share"].mean()
+        line = axes.plot(fixed.index, fixed.to_numpy(), "-o", markersize=4, label=name)[0]
+        fresh = group[group["fresh_each_epoch"] == 1]
+        if len(fresh):
+            axes.plot(fresh["seen"].mean(), fresh["share"].mean(), "*", markersize=11,
+                      color=line.get_color())
+            if len(fixed):
+                axes.plot([fixed.index[-1], fresh["seen"].mean()],
+                          [fixed.iloc[-1], fresh["share"].mean()], ":", color=line.get_color())
+    axes.axhline(1.0, color="black", linewidth=1.2, alpha=0.7, label="Bayes ceiling")
+    chance = 0.5 / float(table["bayes_accuracy_mean"].mean())
+    axes.axhline(chance, color="black", linestyle="-.", linewidth=0.8, label="chance")
+    axes.plot([], [], "*", color="grey", label="new data each epoch (sequences seen)")
+    finish(figure, axes, xlabel="training sequences (log scale)",
+           ylabel="test accuracy / Bayes ceiling (mean over draws)",
+           title="How near the ceiling, against training data")
+    save(figure, path)
 
 
 # --------------------------------------------------------------------------------------------

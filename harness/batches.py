@@ -28,15 +28,27 @@ class TrainingBatches(keras.utils.PyDataset):
     x[batch_order(seed_j, e)[b·B:(b+1)·B]]. A pack's members get their inputs side by side on
     the feature axis and their labels as one output each. Fit it with shuffle=False and
     steps_per_epoch=batches_per_epoch: the index then says the epoch, so no state has to
-    follow Keras's epoch callbacks or tf.data's prefetching."""
+    follow Keras's epoch callbacks or tf.data's prefetching.
+
+    `draw` ((seed, epoch) → (x, y), one seed only): every epoch after the first trains on the
+    set it returns (data.fresh_each_epoch), the same size as x, in the same kind of order."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, seeds: list[int], batch_size: int,
-                 epochs: int, packed: bool):
+                 epochs: int, packed: bool, draw=None):
         super().__init__()
         self.x, self.y, self.seeds, self.batch_size = x, y, list(seeds), batch_size
-        self.epochs, self.packed = epochs, packed
+        self.epochs, self.packed, self.draw = epochs, packed, draw
         self.batches_per_epoch = math.ceil(len(y) / batch_size)
         self._epoch, self._orders = None, []
+        self._drawn: tuple[int, tuple] | None = None
+
+    def epoch_data(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """The training set of `epoch`: x, y, or with `draw` the epoch's own from epoch 1."""
+        if self.draw is None or epoch == 0:
+            return self.x, self.y
+        if self._drawn is None or self._drawn[0] != epoch:
+            self._drawn = (epoch, self.draw(self.seeds[0], epoch))
+        return self._drawn[1]
 
     @property
     def num_batches(self) -> int:
@@ -53,9 +65,6 @@ class TrainingBatches(keras.utils.PyDataset):
         members = len(self.seeds)
         orders = np.stack([np.stack(self._epoch_orders(epoch), axis=1)
                            for epoch in range(self.epochs)]).astype("int32")
-        indices = tf.data.Dataset.from_tensor_slices(orders).flat_map(  # batches never span epochs
-            lambda order: tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size))
-        arrays = tf.data.Dataset.from_tensors((self.x, self.y)).repeat()
 
         def gather(pick, xy):
             x, y = xy
@@ -64,6 +73,21 @@ class TrainingBatches(keras.utils.PyDataset):
             inputs = tf.concat([tf.gather(x, pick[:, j]) for j in range(members)], axis=-1)
             return inputs, tuple(tf.gather(y, pick[:, j]) for j in range(members))
 
+        def batched(order):
+            return tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size)
+
+        if self.draw is not None:  # one element per epoch: its own data and its order
+            spec = (tf.TensorSpec(self.x.shape, self.x.dtype),
+                    tf.TensorSpec(self.y.shape, self.y.dtype))
+            arrays = tf.data.Dataset.from_generator(
+                lambda: (self.epoch_data(epoch) for epoch in range(self.epochs)),
+                output_signature=spec)
+            epochs = tf.data.Dataset.zip((tf.data.Dataset.from_tensor_slices(orders), arrays))
+            return (epochs.flat_map(lambda order, xy: batched(order).map(
+                        lambda pick: gather(pick, xy)))
+                    .prefetch(tf.data.AUTOTUNE))
+        indices = tf.data.Dataset.from_tensor_slices(orders).flat_map(batched)  # batches never span epochs
+        arrays = tf.data.Dataset.from_tensors((self.x, self.y)).repeat()
         return (tf.data.Dataset.zip((indices, arrays))
                 .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                 .prefetch(tf.data.AUTOTUNE))
@@ -80,7 +104,8 @@ class TrainingBatches(keras.utils.PyDataset):
         window = slice(batch * self.batch_size, (batch + 1) * self.batch_size)
         picks = [order[window] for order in self._epoch_orders(epoch)]
         if not self.packed:
-            return self.x[picks[0]], self.y[picks[0]]
+            x, y = self.epoch_data(epoch)
+            return x[picks[0]], y[picks[0]]
         inputs = np.concatenate([self.x[pick] for pick in picks], axis=-1)
         return inputs, tuple(self.y[pick] for pick in picks)
 

@@ -10,7 +10,9 @@ import gzip
 import hashlib
 import importlib.util
 import pickle
+import dataclasses
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,10 @@ class Splits:
     num_classes: int
     # Ragged series: padded with PAD after their last step, which the model masks.
     masked: bool = False
+    # The synthetic task's best possible accuracy (bayes_ceiling), logged with every run.
+    ceiling: dict | None = None
+    # (run seed, epoch) → that epoch's training set, when the task draws new data each epoch.
+    draw_train: Callable | None = None
 
     @property
     def timesteps(self) -> int:
@@ -221,6 +227,18 @@ def mnist_splits(
 # Synthetic
 
 
+MOTIF_EVENTS = "apart"  # events never overlap (event_starts): part of a motif run's run_key
+
+
+def event_starts(n: int, *, timesteps: int, events: int, event_length: int, rng) -> np.ndarray:
+    """Starts of `events` windows of `event_length` steps that do not overlap, uniform over every
+    such placement, sorted: (n, events). A placement is a choice of `events` distinct values v
+    from range(timesteps − events·(event_length − 1)), event i starting at v_i + i·(length − 1)."""
+    slots = timesteps - events * (event_length - 1)
+    chosen = np.sort(rng.random((n, slots)).argsort(axis=1)[:, :events], axis=1)
+    return chosen + np.arange(events) * (event_length - 1)
+
+
 def motif_sequences(
     n: int,
     *,
@@ -235,7 +253,8 @@ def motif_sequences(
     """Draw `n` sequences of the motif-vote task (see `motifs_splits`)."""
     x = rng.standard_normal((n, timesteps, features), dtype=np.float32)
     chosen = rng.integers(0, len(motifs), size=(n, events))
-    starts = rng.integers(0, timesteps - event_length + 1, size=(n, events))
+    starts = event_starts(n, timesteps=timesteps, events=events, event_length=event_length,
+                          rng=rng)
     for event in range(events):
         for offset in range(event_length):
             x[np.arange(n), starts[:, event] + offset] += amplitude * motifs[chosen[:, event]]
@@ -243,6 +262,61 @@ def motif_sequences(
     votes = (chosen < len(motifs) // 2).sum(axis=1)
     y = (votes > events // 2).astype(np.uint8)
     return x, y
+
+
+def motif_posterior(x: np.ndarray, *, motifs: np.ndarray, events: int, event_length: int,
+                    amplitude: float) -> np.ndarray:
+    """P(class 1 | sequence) under the task's own generative model, exactly: the Bayes-optimal
+    classifier's belief. (n,) for x of shape (n, timesteps, features).
+
+    Given the events, a sequence is unit Gaussian noise around the motifs they add, so an event
+    of motif m starting at t multiplies the likelihood (against noise alone) by
+    r(m, t) = exp(a·Σ_τ m·x[t+τ] − length·a²/2) and, since events do not overlap, the factors of
+    the events multiply. A forward pass over time sums them over every placement and every
+    choice of motifs, tracking the events placed and the votes for class 1 among them:
+    f[t, k, j] = f[t−1, k, j] + R1(t−L)·f[t−L, k−1, j−1] + R0(t−L)·f[t−L, k−1, j], with R_c
+    the sum of r over the motifs voting for class c (in logs, to stay finite)."""
+    x = np.asarray(x, dtype=np.float64)
+    n, timesteps, _ = x.shape
+    length = event_length
+    per_step = np.einsum("ntf,mf->ntm", x, np.asarray(motifs, dtype=np.float64))
+    window = np.cumsum(np.pad(per_step, ((0, 0), (1, 0), (0, 0))), axis=1)
+    score = amplitude * (window[:, length:] - window[:, :-length]) - length * amplitude**2 / 2
+    half = len(motifs) // 2
+    log_r1 = np.logaddexp.reduce(score[..., :half], axis=-1)  # (n, timesteps − length + 1)
+    log_r0 = np.logaddexp.reduce(score[..., half:], axis=-1)
+    start = np.full((n, events + 1, events + 1), -np.inf)
+    start[:, 0, 0] = 0.0
+    past = [start]  # f[0], f[1], …: the last `length` are kept
+    for t in range(1, timesteps + 1):
+        current = past[-1].copy()  # step t−1 has no event in it
+        if t >= length:
+            before, s = past[-length], t - length
+            current[:, 1:, 1:] = np.logaddexp(current[:, 1:, 1:],
+                                              before[:, :-1, :-1] + log_r1[:, s, None, None])
+            current[:, 1:, :] = np.logaddexp(current[:, 1:, :],
+                                             before[:, :-1, :] + log_r0[:, s, None, None])
+        past = past[-length + 1:] + [current] if length > 1 else [current]
+    final = past[-1][:, events]  # (n, votes for class 1)
+    ones = np.logaddexp.reduce(final[:, events // 2 + 1:], axis=1)
+    zeros = np.logaddexp.reduce(final[:, : events // 2 + 1], axis=1)
+    return 1 / (1 + np.exp(zeros - ones))
+
+
+def bayes_ceiling(x: np.ndarray, y: np.ndarray, **task) -> dict[str, float]:
+    """The best accuracy any model can have on the task (`task`: motif_posterior's settings),
+    estimated on the sequences x: the mean over them of the Bayes classifier's probability of
+    being right, max(P, 1 − P), with a 95% normal interval (inside [0, 1]); and what the Bayes
+    classifier scores against the labels y, a paired comparison for a model tested on x."""
+    posterior = motif_posterior(x, **task)
+    right = np.maximum(posterior, 1 - posterior)
+    half = 1.96 * right.std(ddof=1) / np.sqrt(len(right))
+    return {
+        "bayes_accuracy": float(right.mean()),
+        "bayes_accuracy_low": float(max(right.mean() - half, 0.0)),
+        "bayes_accuracy_high": float(min(right.mean() + half, 1.0)),
+        "bayes_test_accuracy": float(((posterior > 0.5) == (y == 1)).mean()),
+    }
 
 
 def motifs_splits(
@@ -258,13 +332,21 @@ def motifs_splits(
     test_size: int = 4000,
     label_noise: float = 0.0,
     seed: int = 0,
+    fresh_each_epoch: bool = False,
 ) -> Splits:
     """Motif vote: a two-class time-series task whose evidence is spread over time in noise.
 
     Each sequence is `timesteps` steps of `features` standard-normal noise. `events` (odd) times
     a motif — one of `num_motifs` fixed random unit directions — is added with `amplitude` for
-    `event_length` consecutive steps at a random position. Half of the motifs vote for class 1,
-    half for class 0; the label is the majority. Classes are balanced, so chance is 50%.
+    `event_length` consecutive steps; the events do not overlap, their placement is uniform over
+    all that fit. Half of the motifs vote for class 1, half for class 0; the label is the
+    majority. Classes are balanced, so chance is 50%. The generator is fully known, so the best
+    accuracy any model can reach is computed (`motif_posterior`, `bayes_ceiling`, on the test
+    set: Splits.ceiling); it is below 100% because an event in noise can pass for another motif.
+
+    `fresh_each_epoch`: every epoch after the first trains on `train_size` newly drawn
+    sequences (Splits.draw_train, from (seed, run seed, epoch)): data stops being what limits a
+    model, so what is left is units and training.
 
     Why it probes capacity: a motif carries signal-to-noise amplitude·√event_length per event
     (about 3.2 by default), so one event is detectable but not certain. A model must find each
@@ -281,6 +363,7 @@ def motifs_splits(
         raise DataError(f"data.event_length: {event_length} must be in 1..{timesteps}")
     if num_motifs < 2 or num_motifs % 2:
         raise DataError(f"data.num_motifs: {num_motifs} must be an even number ≥ 2")
+    check_motif_placement(timesteps, events, event_length)
     rng = np.random.default_rng(seed)
     motifs = rng.standard_normal((num_motifs, features)).astype(np.float32)
     motifs /= np.linalg.norm(motifs, axis=1, keepdims=True)
@@ -297,7 +380,7 @@ def motifs_splits(
         raise DataError("data.train_size: the synthetic task needs a number of training sequences")
     x, y = motif_sequences(val_size + train_size, **shape)
     x_test, y_test = motif_sequences(test_size, **shape)
-    return _split(
+    splits = _split(
         x,
         y,
         x_test,
@@ -308,6 +391,23 @@ def motifs_splits(
         seed=seed,
         num_classes=2,
     )
+    task = dict(motifs=motifs, events=events, event_length=event_length, amplitude=amplitude)
+
+    def draw_train(run_seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """The training sequences of `epoch` (≥ 1) for a run of `run_seed`, labels noised as
+        the first epoch's."""
+        rng = np.random.default_rng([seed, run_seed, epoch])
+        x_new, y_new = motif_sequences(len(splits.y_train), **{**shape, "rng": rng})
+        return x_new, corrupt_labels(y_new, label_noise, 2, rng)
+
+    return dataclasses.replace(splits, ceiling=bayes_ceiling(x_test, y_test, **task),
+                               draw_train=draw_train if fresh_each_epoch else None)
+
+
+def check_motif_placement(timesteps, events, event_length) -> None:
+    if _is_int(timesteps) and events * event_length > timesteps:
+        raise DataError(f"data.events × data.event_length: {events} × {event_length} steps do not "
+                        f"fit in data.timesteps={timesteps} without overlapping")
 
 
 # --------------------------------------------------------------------------------------------
@@ -686,6 +786,10 @@ def check_settings(name: str, settings: dict) -> None:
         raise DataError("data.train_size: the synthetic task needs a number of training sequences")
     val_size = settings.get("val_size", 1000)
     check_sizes(val_size + train_size if _is_int(train_size) else 2, val_size, train_size)
+    check_motif_placement(timesteps, settings.get("events", 5), settings.get("event_length", 10))
+    fresh = settings.get("fresh_each_epoch", False)
+    if not isinstance(fresh, bool):
+        raise DataError(f"data.fresh_each_epoch: {fresh!r} is not allowed; use true or false")
 
 
 def from_file(section: dict) -> bool:

@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
             timesteps=timesteps,
             input_dim=input_dim,
             num_classes=num_classes,
+            **({"width": config["model"]["width"]} if "width" in config["model"] else {}),
         )
     print(text)
     section = config["data"]

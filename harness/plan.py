@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from harness import data
+from harness import data, models
 from harness.config import run_key
 
 
@@ -107,9 +107,12 @@ def plan_packs(configs: list[dict]) -> dict[str, list[list[int]]]:
     groups: dict[str, tuple[dict, set[int]]] = {}
     for config in configs:
         if (config["model"]["units"] <= config["pack_max_units"]
+                and config["model"]["cell"] in models.RECURRENT  # packing.py packs recurrent layers
                 and not config["train"].get("patience")  # early stopping: each seed alone
                 # a file's series may be ragged: a pack's members would share one mask
-                and not data.from_file(config["data"])):
+                and not data.from_file(config["data"])
+                # new data every epoch: each seed draws its own
+                and not config["data"].get("fresh_each_epoch")):
             groups.setdefault(pack_group(config), (config, set()))[1].add(config["seed"])
     plan = {}
     for key, (config, seeds) in groups.items():

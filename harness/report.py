@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness import analyses, tracking
-from harness.config import ConfigError, check_report
+from harness.config import ConfigError, check_report, parse_target
 from harness.console import fail
 from harness.study import report_settings, study_header
 from harness.summary import (
@@ -49,7 +49,7 @@ def write_report(
         columns = [c for c in CONFIG_COLUMNS if c in summary and c in frame]
         frame = frame.merge(summary[columns], on=columns)
     name = choose_analysis(settings.get("analysis", "auto"), summary)
-    result = analyses.REGISTRY[name](summary, frame, target=float(settings.get("target", 0.9)),
+    result = analyses.REGISTRY[name](summary, frame, target=settings.get("target", 0.9),
                                      histories=histories)
     out.mkdir(parents=True, exist_ok=True)
     files = {"summary": out / "summary.csv"}
@@ -204,9 +204,12 @@ def main(argv: list[str] | None = None) -> None:
         try:
             settings["target"] = float(args.target)
         except ValueError:
-            settings["target"] = -1.0
-        if not 0 < settings["target"] <= 1:
-            fail(f"TARGET: {args.target} is outside (0, 1]")
+            settings["target"] = args.target  # "0.95 of bayes"
+        try:
+            parse_target(settings["target"])
+        except ConfigError:
+            fail(f"TARGET: {args.target} is not allowed; use a number in (0, 1] or "
+                 "'<fraction> of bayes'")
     try:
         check_report(settings)  # the study's report section: analysis, target, select
     except ConfigError as error:

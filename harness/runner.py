@@ -77,6 +77,10 @@ def job_params(config: dict, splits: data.Splits) -> dict:
         "label_noise": config["data"]["label_noise"],
         # only where it stops early: a run without it trained every epoch
         **({"patience": config["train"]["patience"]} if config["train"].get("patience") else {}),
+        # the synthetic task: which draw of motifs, and whether each epoch has new data
+        **({"motifs_seed": config["data"]["seed"],
+            "fresh_each_epoch": int(bool(config["data"].get("fresh_each_epoch")))}
+           if config["data"]["name"] == "motifs" else {}),
     }
 
 
@@ -138,7 +142,7 @@ def final_metrics(config, splits, history, test_probabilities, train_probabiliti
     return {
         "param_count": models.param_count(
             config["model"]["cell"], config["model"]["units"], splits.input_dim,
-            splits.num_classes,
+            splits.num_classes, config["model"].get("width", models.CONV_WIDTH),
         ),
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
@@ -153,6 +157,7 @@ def final_metrics(config, splits, history, test_probabilities, train_probabiliti
         "train_time_s": train_time,
         "epoch_time_s": epoch_time,
         "samples_per_s": samples_per_s,
+        **(splits.ceiling or {}),  # the synthetic task's best possible accuracy
     }
 
 
@@ -217,9 +222,12 @@ def fit_and_predict(model, splits, train_config, seeds: list[int], *, packed=Fal
     the training. Returns (history, train_time, mean epoch time, training samples/s, test
     outputs, train outputs)."""
     members = len(seeds) if packed else 1
+    if packed and splits.draw_train:
+        raise ValueError("data.fresh_each_epoch: each seed draws its own data; "
+                         "train one seed at a time (pack_max_units=0)")
     training = batches.TrainingBatches(
         splits.x_train, splits.y_train, seeds, train_config["batch_size"],
-        train_config["epochs"], packed,
+        train_config["epochs"], packed, draw=splits.draw_train,
     )
     validation = (batches.side_by_side(splits.x_val, members),
                   tuple([splits.y_val] * members) if packed else splits.y_val)
@@ -306,6 +314,7 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
             use_cudnn=True if device.startswith("gpu") and not splits.masked else "auto",
             fused=fused_on(device),
             mask_value=data.PAD if splits.masked else None,
+            **({"width": model_config["width"]} if "width" in model_config else {}),
         )
         try:
             history, train_time, epoch_time, throughput, test_probabilities, train_probabilities = (

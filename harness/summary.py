@@ -13,19 +13,22 @@ from scipy import stats
 
 # One configuration = these columns; a row of summary.csv per configuration.
 CONFIG_COLUMNS = [
-    "units", "cell", "dataset", "batch_size", "timesteps", "train_size", "label_noise", "epochs",
-    "learning_rate", "patience",  # patience: only runs that stop early have it
+    "units", "cell", "dataset", "batch_size", "timesteps", "train_size",
+    "fresh_each_epoch", "motifs_seed",  # the synthetic task's: new data each epoch, motif draw
+    "label_noise", "epochs", "learning_rate",
+    "patience",  # patience: only runs that stop early have it
 ]
 NUMERIC_PARAMS = [
     "units", "batch_size", "timesteps", "input_dim", "num_classes", "epochs", "learning_rate",
-    "seed", "train_size", "label_noise", "patience",
+    "seed", "train_size", "label_noise", "patience", "fresh_each_epoch", "motifs_seed",
 ]
 SUMMARY_METRICS = [
     "test_accuracy", "train_accuracy", "generalization_gap", "best_val_accuracy",
     "fit_accuracy",  # on the (noisy) labels trained on: memorisation shows here
     "test_loss", "train_loss", "samples_per_s",
     "final_val_accuracy",  # of the tested weights: what a selection on validation compares
-    "epochs_trained",
+    "epochs_trained", "best_epoch",
+    "bayes_accuracy", "bayes_test_accuracy",  # the synthetic task's ceiling (harness/data.py)
 ]
 CONFIDENCE = 0.95
 # --------------------------------------------------------------------------------------------
@@ -72,7 +75,8 @@ BOUNDS = {
     "test_accuracy": (0, 1), "train_accuracy": (0, 1), "best_val_accuracy": (0, 1),
     "final_val_accuracy": (0, 1), "fit_accuracy": (0, 1), "generalization_gap": (-1, 1),
     "test_loss": (0, np.inf), "train_loss": (0, np.inf), "samples_per_s": (0, np.inf),
-    "epochs_trained": (0, np.inf),
+    "epochs_trained": (0, np.inf), "best_epoch": (0, np.inf),
+    "bayes_accuracy": (0, 1), "bayes_test_accuracy": (0, 1),
 }
 
 
@@ -175,7 +179,13 @@ def groups(summary: pd.DataFrame, factors: list[str]):
         return
     for key, group in summary.groupby(factors, dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        yield ", ".join(f"{f}={fmt(v)}" for f, v in zip(factors, key)), group
+        yield ", ".join(factor_text(f, v) for f, v in zip(factors, key)), group
+
+
+def factor_text(factor: str, value) -> str:
+    if factor == "fresh_each_epoch":
+        return "new data each epoch" if value == 1 else "fixed data"
+    return f"{factor}={fmt(value)}"
 
 
 def choose_analysis(setting: str, summary: pd.DataFrame) -> str:
