@@ -156,9 +156,18 @@ def gap_trend(group: pd.DataFrame) -> list[str]:
             if fit[-1] > clean_ceiling + 0.01
             else f"not above what perfect clean predictions score ({pct(clean_ceiling)})"
         )
+        trained = [trained_label_gap(row) for _, row in ordered.iterrows()]
         line += (
             f" On the noisy labels it was trained on, accuracy goes {pct(fit[0])} → "
-            f"{pct(fit[-1])}, {verdict}."
+            f"{pct(fit[-1])}, {verdict}; the gap on those labels (against test labels noised "
+            f"alike) goes {trained[0]:+.2%} → {trained[-1]:+.2%}."
+        )
+    if "early_test_accuracy_mean" in ordered:  # trained to the end, its best epoch marked
+        last, early = ordered.iloc[-1], ordered.iloc[-1]["early_test_accuracy_mean"]
+        line += (
+            f" At the largest size the best validation epoch's weights test "
+            f"{pct(early)} against {pct(last['test_accuracy_mean'])} at the last epoch "
+            f"({early - last['test_accuracy_mean']:+.2%}: what early stopping would save)."
         )
     return [line]
 
@@ -276,6 +285,31 @@ def capacity_metrics(summary: pd.DataFrame, target) -> dict[str, float]:
     return metrics
 
 
+def to_the_end(summary: pd.DataFrame) -> pd.DataFrame:
+    """A study whose patience cannot run out (train.patience ≥ train.epochs) trains every
+    epoch and only marks its best: it is answered on the last epoch's weights (test, train and
+    fit accuracy, the gap), the best validation epoch's test accuracy kept beside them as
+    `early_test_accuracy_*`. Any other study is returned as it is."""
+    if ("last_test_accuracy_mean" not in summary or "patience" not in summary
+            or not (summary["patience"] >= summary["epochs"]).all()):
+        return summary
+    table = summary.copy()
+    for stat in ("mean", "std", "ci_low", "ci_high"):
+        table[f"early_test_accuracy_{stat}"] = summary[f"test_accuracy_{stat}"]
+        for metric in ("test_accuracy", "train_accuracy", "fit_accuracy", "generalization_gap"):
+            table[f"{metric}_{stat}"] = summary[f"last_{metric}_{stat}"]
+    table.attrs = dict(summary.attrs, to_the_end=True)
+    return table
+
+
+def trained_label_gap(row) -> float:
+    """Accuracy on the noisy labels trained on minus what the same test predictions would
+    score on test labels noised alike: a prediction matches a label replaced by a random one of
+    K classes with probability 1/K, so the expected score is (1 − p)·test + p/K."""
+    noise, classes = float(row["label_noise"]), int(row.get("num_classes", 10))
+    return row["fit_accuracy_mean"] - ((1 - noise) * row["test_accuracy_mean"] + noise / classes)
+
+
 def capacity_table(summary: pd.DataFrame) -> str:
     # the settings chosen per size on validation are shown beside it
     factors = swept_factors(summary) + list(summary.attrs.get("selected", ()))
@@ -297,8 +331,12 @@ def capacity_table(summary: pd.DataFrame) -> str:
         cells["train acc"] = pct(row["train_accuracy_mean"])
         if noisy:
             cells["fit acc (noisy labels)"] = pct(row["fit_accuracy_mean"])
+        cells["gap"] = f"{row['generalization_gap_mean']:+.2%}"
+        if noisy:
+            cells["gap (trained labels)"] = f"{trained_label_gap(row):+.2%}"
+        if summary.attrs.get("to_the_end"):
+            cells["early-stopped test acc"] = with_ci(row, "early_test_accuracy")
         cells |= {
-            "gap": f"{row['generalization_gap_mean']:+.2%}",
             "best val": pct(row["best_val_accuracy_mean"]),
             "s/epoch": f"{row['epoch_time_s_mean']:.1f}",
         }
@@ -394,6 +432,7 @@ def capacity(summary: pd.DataFrame, frame: pd.DataFrame, *, target,
              histories=None) -> Analysis:
     """Accuracy and the train–test gap against parameter count; the smallest units that reach
     the study's target. A study of one model gets its weights and learning curves instead."""
+    summary = to_the_end(summary)
     sections = [capacity_table(summary)]
     if len(summary) == 1:
         sections.append(weight_shapes({**summary.iloc[0], "input_dim": frame["input_dim"].iloc[0]}))

@@ -118,7 +118,12 @@ def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
         parts = [text]
     else:
         parts = [f"Adam {values(summary, 'learning_rate')}"]
-    if "patience" in summary and summary["patience"].notna().any():
+    if "patience" in summary and (summary["patience"] >= summary["epochs"]).all():
+        parts.append(f"every run trained all its {values(summary, 'epochs')} epochs (the "
+                     f"patience, {values(summary, 'patience')}, never runs out) and is answered "
+                     "on its last epoch's weights, the best validation epoch's test accuracy "
+                     "beside them")
+    elif "patience" in summary and summary["patience"].notna().any():
         text = (f"early stopping on validation accuracy (patience {values(summary, 'patience')}, "
                 f"at most {values(summary, 'epochs')} epochs, best weights restored)")
         if "epochs_trained_mean" in summary:

@@ -131,11 +131,21 @@ def _check_finite(history: dict) -> None:
 
 
 def final_metrics(config, splits, history, test_probabilities, train_probabilities, *,
-                  train_time: float, epoch_time: float, samples_per_s: float) -> dict:
-    """The run's closing metrics, named as in docs/tracking.md. Times are this run's share."""
+                  train_time: float, epoch_time: float, samples_per_s: float,
+                  last_epoch=None) -> dict:
+    """The run's closing metrics, named as in docs/tracking.md. Times are this run's share.
+    `last_epoch`: (test, train) outputs of the last epoch's weights where early stopping
+    restored the best epoch's: the same scores as `last_*`."""
     test_accuracy, test_loss = scores(test_probabilities, splits.y_test)
     train_accuracy, train_loss = scores(train_probabilities, splits.y_train_clean)
     fit_accuracy, _ = scores(train_probabilities, splits.y_train)
+    last = {}
+    if last_epoch is not None:  # what training to the end gives, beside the restored weights
+        last_test, last_train = last_epoch
+        last = {"last_test_accuracy": scores(last_test, splits.y_test)[0],
+                "last_train_accuracy": scores(last_train, splits.y_train_clean)[0],
+                "last_fit_accuracy": scores(last_train, splits.y_train)[0]}
+        last["last_generalization_gap"] = last["last_train_accuracy"] - last["last_test_accuracy"]
     best_epoch = int(np.argmax(history["val_accuracy"]))  # 0-based, as Keras counts epochs
     # The tested weights: the best epoch's when early stopping restored them, else the last's.
     tested_epoch = best_epoch if config["train"].get("patience") else len(history["loss"]) - 1
@@ -157,6 +167,7 @@ def final_metrics(config, splits, history, test_probabilities, train_probabiliti
         "train_time_s": train_time,
         "epoch_time_s": epoch_time,
         "samples_per_s": samples_per_s,
+        **last,
         **(splits.ceiling or {}),  # the synthetic task's best possible accuracy
     }
 
@@ -220,7 +231,8 @@ def fit_and_predict(model, splits, train_config, seeds: list[int], *, packed=Fal
     inputs side by side). Validation runs at PREDICT_BATCH whatever the training batch size:
     it does not change what is learned, and at batch size 1 it would otherwise cost more than
     the training. Returns (history, train_time, mean epoch time, training samples/s, test
-    outputs, train outputs)."""
+    outputs, train outputs, and where early stopping restored the best epoch's weights the last
+    epoch's (test, train) outputs, else None)."""
     members = len(seeds) if packed else 1
     if packed and splits.draw_train:
         raise ValueError("data.fresh_each_epoch: each seed draws its own data; "
@@ -232,14 +244,19 @@ def fit_and_predict(model, splits, train_config, seeds: list[int], *, packed=Fal
     validation = (batches.side_by_side(splits.x_val, members),
                   tuple([splits.y_val] * members) if packed else splits.y_val)
     timer = EpochTimer()
-    stopping = []
+    stopping, last_weights = [], []
     if train_config.get("patience"):
         if packed:
             raise ValueError("train.patience: a pack trains its members for the same epochs; "
                              "early stopping needs each seed alone (pack_max_units=0)")
-        stopping = [keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=train_config["patience"],
-            restore_best_weights=True)]
+        stopping = [
+            # called before EarlyStopping's own on_train_end restores the best epoch's weights
+            keras.callbacks.LambdaCallback(
+                on_train_end=lambda logs: last_weights.append(model.get_weights())),
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", mode="max", patience=train_config["patience"],
+                restore_best_weights=True),
+        ]
     started = time.perf_counter()
     history = model.fit(
         training.as_tf_dataset() if backend.name() == "tensorflow" else training,
@@ -260,8 +277,15 @@ def fit_and_predict(model, splits, train_config, seeds: list[int], *, packed=Fal
         return model.predict(batches.SideBySide(x, members, PREDICT_BATCH), verbose=0)
 
     test_outputs, train_outputs = predict(splits.x_test), predict(splits.x_train)
+    last_epoch = None
+    if last_weights:  # early stopping restored the best epoch's: score the last's too
+        best = model.get_weights()
+        model.set_weights(last_weights[0])
+        last_epoch = predict(splits.x_test), predict(splits.x_train)
+        model.set_weights(best)
     throughput = timer.samples_per_s(len(splits.y_train))
-    return history, train_time, float(np.mean(timer.times)), throughput, test_outputs, train_outputs
+    return (history, train_time, float(np.mean(timer.times)), throughput, test_outputs,
+            train_outputs, last_epoch)
 
 
 def start(config: dict) -> str:
@@ -317,15 +341,16 @@ def train(config: dict, callbacks=(), splits: data.Splits | None = None) -> dict
             **({"width": model_config["width"]} if "width" in model_config else {}),
         )
         try:
-            history, train_time, epoch_time, throughput, test_probabilities, train_probabilities = (
-                fit_and_predict(model, splits, train_config, [config["seed"]], callbacks=callbacks)
-            )
+            (history, train_time, epoch_time, throughput, test_probabilities,
+             train_probabilities, last_epoch) = fit_and_predict(
+                model, splits, train_config, [config["seed"]], callbacks=callbacks)
         except BaseException:  # a model stopped mid-fit is not one to reuse
             _last_compiled.clear()
             raise
     metrics = final_metrics(
         config, splits, history, test_probabilities, train_probabilities,
         train_time=train_time, epoch_time=epoch_time, samples_per_s=throughput,
+        last_epoch=last_epoch,
     )
     if metrics["param_count"] != model.count_params():
         raise AssertionError(
@@ -354,9 +379,8 @@ def train_packed(config: dict, seeds: list[int], splits: data.Splits | None = No
             num_classes=splits.num_classes, fused=fused_on(device),
         )
         compile_model(model, train_config["learning_rate"], members)
-        history, train_time, epoch_time, throughput, test_outputs, train_outputs = fit_and_predict(
-            model, splits, train_config, seeds, packed=True, callbacks=callbacks
-        )
+        history, train_time, epoch_time, throughput, test_outputs, train_outputs, _ = (
+            fit_and_predict(model, splits, train_config, seeds, packed=True, callbacks=callbacks))
     results = []
     for member, seed in enumerate(seeds):
         own = f"member_{member}"

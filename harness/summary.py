@@ -29,6 +29,8 @@ SUMMARY_METRICS = [
     "final_val_accuracy",  # of the tested weights: what a selection on validation compares
     "epochs_trained", "best_epoch",
     "bayes_accuracy", "bayes_test_accuracy",  # the synthetic task's ceiling (harness/data.py)
+    # the last epoch's weights where early stopping restored the best epoch's
+    "last_test_accuracy", "last_train_accuracy", "last_fit_accuracy", "last_generalization_gap",
 ]
 CONFIDENCE = 0.95
 # --------------------------------------------------------------------------------------------
@@ -77,6 +79,8 @@ BOUNDS = {
     "test_loss": (0, np.inf), "train_loss": (0, np.inf), "samples_per_s": (0, np.inf),
     "epochs_trained": (0, np.inf), "best_epoch": (0, np.inf),
     "bayes_accuracy": (0, 1), "bayes_test_accuracy": (0, 1),
+    "last_test_accuracy": (0, 1), "last_train_accuracy": (0, 1), "last_fit_accuracy": (0, 1),
+    "last_generalization_gap": (-1, 1),
 }
 
 

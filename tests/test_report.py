@@ -323,3 +323,34 @@ def test_tuned_capacity_report_selects_on_validation(tmp_path):
     assert "early stopping on validation accuracy (patience 1, at most 3 epochs" in answer
     assert (summary["epochs_trained_mean"] <= 3).all()
     assert ((summary["test_accuracy_ci_low"] >= 0) & (summary["test_accuracy_ci_high"] <= 1)).all()
+
+
+def test_trained_label_gap_is_zero_for_a_model_that_does_not_memorise():
+    """A model that predicts the true class with test accuracy a scores (1 − p)·a + p/K on
+    labels noised with rate p; fitting the noisy training labels that well is no gap."""
+    row = {"label_noise": 0.2, "num_classes": 10, "test_accuracy_mean": 0.9}
+    expected = 0.8 * 0.9 + 0.02
+    assert analyses.trained_label_gap({**row, "fit_accuracy_mean": expected}) == pytest.approx(0)
+    assert analyses.trained_label_gap({**row, "fit_accuracy_mean": 1.0}) == pytest.approx(
+        1 - expected)  # memorised every noisy label
+
+
+@pytest.mark.slow
+def test_overfit_report_answers_on_the_last_epoch(tmp_path):
+    """overfit_mnist, shrunk: a patience that never runs out trains every epoch; the report is
+    on the last epoch's weights with the best validation epoch's test accuracy beside them."""
+    folder, text, answer, summary = tiny_report(
+        tmp_path, "overfit_mnist", "model.units=2,4,8", "budget=steps_n1000",
+        "data.train_size=200", "data.val_size=200", "train.epochs=3", "data.label_noise=0.2",
+        "seed=0,1",
+    )
+    assert (summary["epochs_trained_mean"] == 3).all()
+    for stat in ("mean", "ci_low", "ci_high"):
+        for metric in ("test_accuracy", "fit_accuracy"):
+            assert summary[f"last_{metric}_{stat}"].between(0, 1).all()
+    assert "early-stopped test acc" in text and "gap (trained labels)" in text
+    assert "answered on its last epoch's weights" in answer
+    assert "what early stopping would save" in answer
+    largest = summary.sort_values("units").iloc[-1]
+    assert f"{largest['last_test_accuracy_mean']:.2%} at the last epoch" in answer
+    assert f"{largest['test_accuracy_mean']:.2%} against" in answer  # the early-stopped one

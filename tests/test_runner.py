@@ -83,6 +83,22 @@ def test_early_stopping_restores_the_best_weights_and_reports_their_validation(s
     plain = runner.train(config_for(0), splits=small)
     assert plain["metrics"]["epochs_trained"] == 2 and "patience" not in plain["params"]
     assert plain["metrics"]["final_val_accuracy"] == plain["history"]["val_accuracy"][-1]
+    assert "last_test_accuracy" not in plain["metrics"]
+
+
+def test_early_stopping_also_scores_the_last_epochs_weights(small):
+    """A patience that never runs out trains every epoch, as a run without one does: its
+    last_* scores are that run's, its test accuracy the best validation epoch's weights'."""
+    recipe = {"batch_size": 128, "epochs": 4, "learning_rate": 0.05}
+    plain = runner.train({**config_for(0), "train": recipe}, splits=small)["metrics"]
+    stopped = runner.train({**config_for(0), "train": {**recipe, "patience": 4}},
+                           splits=small)["metrics"]
+    assert stopped["epochs_trained"] == plain["epochs_trained"] == 4
+    assert stopped["last_test_accuracy"] == pytest.approx(plain["test_accuracy"], abs=1e-6)
+    assert stopped["last_train_accuracy"] == pytest.approx(plain["train_accuracy"], abs=1e-6)
+    assert stopped["last_fit_accuracy"] == pytest.approx(plain["fit_accuracy"], abs=1e-6)
+    if stopped["best_epoch"] != 3:  # restored an earlier epoch: another model was tested
+        assert stopped["test_accuracy"] != plain["test_accuracy"]
 
 
 def test_run_key_leaves_out_patience_zero():
