@@ -285,13 +285,12 @@ def capacity_metrics(summary: pd.DataFrame, target) -> dict[str, float]:
     return metrics
 
 
-def to_the_end(summary: pd.DataFrame) -> pd.DataFrame:
-    """A study whose patience cannot run out (train.patience ≥ train.epochs) trains every
-    epoch and only marks its best: it is answered on the last epoch's weights (test, train and
-    fit accuracy, the gap), the best validation epoch's test accuracy kept beside them as
-    `early_test_accuracy_*`. Any other study is returned as it is."""
-    if ("last_test_accuracy_mean" not in summary or "patience" not in summary
-            or not (summary["patience"] >= summary["epochs"]).all()):
+def to_the_end(summary: pd.DataFrame, weights: str = "best") -> pd.DataFrame:
+    """report.weights: last — a study answered on its runs' last epoch's weights (test, train
+    and fit accuracy, the gap; the runs stopped early or not, their last_* scores), the best
+    validation epoch's test accuracy kept beside them as `early_test_accuracy_*`. With
+    `best` (the default), or runs without the last_* scores, the summary as it is."""
+    if weights != "last" or "last_test_accuracy_mean" not in summary:
         return summary
     table = summary.copy()
     for stat in ("mean", "std", "ci_low", "ci_high"):
@@ -428,11 +427,11 @@ def plot_learning_curves(curves: pd.DataFrame, chance: float, target: float, pat
     save(figure, path)
 
 
-def capacity(summary: pd.DataFrame, frame: pd.DataFrame, *, target,
+def capacity(summary: pd.DataFrame, frame: pd.DataFrame, *, target, weights: str = "best",
              histories=None) -> Analysis:
     """Accuracy and the train–test gap against parameter count; the smallest units that reach
     the study's target. A study of one model gets its weights and learning curves instead."""
-    summary = to_the_end(summary)
+    summary = to_the_end(summary, weights)
     sections = [capacity_table(summary)]
     if len(summary) == 1:
         sections.append(weight_shapes({**summary.iloc[0], "input_dim": frame["input_dim"].iloc[0]}))
@@ -554,13 +553,13 @@ def held_back(summary: pd.DataFrame, leaves: dict | None = None) -> list[str]:
                 verdict = ("it does not learn the task with this recipe, even with new data "
                            "every epoch")
             elif trained >= allowed and best > allowed - 5:
-                verdict = (f"training holds it back: with new data it was still improving when "
-                           f"its {allowed:.0f} epochs ran out")
+                verdict = (f"training holds it back: with new data its best epoch came within "
+                           f"5 of the {allowed:.0f} it had, so it may still be improving")
             elif share >= 0.95:
                 verdict = "it has the units: with enough data it comes within 5% of the ceiling"
             else:
-                verdict = (f"units (or this recipe) hold it back: with new data every epoch, "
-                           f"stopped on validation, it stays at {share:.0%} of the ceiling")
+                verdict = (f"units (or this recipe) hold it back: with new data every epoch it "
+                           f"peaked at {share:.0%} of the ceiling well before its last epoch")
             if len(fixed) and share - fixed_best >= 0.02:
                 verdict += (f"; data holds back its fixed sets ({fixed_best:.0%} at best, "
                             f"{share - fixed_best:+.0%} with new data)")

@@ -18,6 +18,8 @@ INSTALL = {
     "torch": "make install-torch (requirements-torch.txt)",
 }
 ANALYSES = ("auto", "capacity", "batch_timesteps", "memorization", "double_descent")
+# Which weights of a run that stopped early (or marked its best epoch) a report answers on.
+WEIGHTS = ("best", "last")
 # Training settings a report may choose per configuration on validation (report.select).
 SELECTABLE = ("train.learning_rate", "train.epochs", "train.patience", "train.batch_size")
 # The sections that change a result; launcher, tracking and output paths are left out.
@@ -130,6 +132,9 @@ def check_report(report: dict) -> None:
     if analysis not in ANALYSES:
         raise ConfigError(f"report.analysis: {analysis!r} is unknown; allowed: {', '.join(ANALYSES)}")
     parse_target(report.get("target", 0.9))
+    weights = report.get("weights", "best")
+    if weights not in WEIGHTS:
+        raise ConfigError(f"report.weights: {weights!r} is unknown; allowed: {', '.join(WEIGHTS)}")
     select = report.get("select") or []
     if not isinstance(select, (list, tuple)) or any(key not in SELECTABLE for key in select):
         raise ConfigError(f"report.select: {select!r} is not allowed; use a list of "

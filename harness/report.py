@@ -50,6 +50,7 @@ def write_report(
         frame = frame.merge(summary[columns], on=columns)
     name = choose_analysis(settings.get("analysis", "auto"), summary)
     result = analyses.REGISTRY[name](summary, frame, target=settings.get("target", 0.9),
+                                     weights=settings.get("weights", "best"),
                                      histories=histories)
     out.mkdir(parents=True, exist_ok=True)
     files = {"summary": out / "summary.csv"}
@@ -75,7 +76,7 @@ def write_report(
         "## Answer",
         "",
         *result.answer,
-        budget_line(summary, selection, name),
+        budget_line(summary, selection, name, settings.get("weights", "best")),
         "",
         *(selection_section(selection, keys) if selection is not None else []),
         *[block for section in result.sections if section for block in (section, "")],
@@ -99,7 +100,7 @@ def write_report(
 
 
 def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
-                analysis: str = "capacity") -> str:
+                analysis: str = "capacity", weights: str = "best") -> str:
     """What the answer holds for, in one sentence: the optimiser and how its settings were
     chosen, how long each model trained (and which did not converge, and what that means for
     the analysis's figures), the batch and seeds."""
@@ -118,12 +119,14 @@ def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
         parts = [text]
     else:
         parts = [f"Adam {values(summary, 'learning_rate')}"]
-    if "patience" in summary and (summary["patience"] >= summary["epochs"]).all():
+    patience = summary["patience"] if "patience" in summary else pd.Series(dtype=float)
+    if len(patience) and (patience >= summary["epochs"]).all():
         parts.append(f"every run trained all its {values(summary, 'epochs')} epochs (the "
                      f"patience, {values(summary, 'patience')}, never runs out) and is answered "
-                     "on its last epoch's weights, the best validation epoch's test accuracy "
-                     "beside them")
-    elif "patience" in summary and summary["patience"].notna().any():
+                     + ("on its last epoch's weights, the best validation epoch's test "
+                        "accuracy beside them" if weights == "last" else
+                        "on its best validation epoch's weights"))
+    elif patience.notna().any():
         text = (f"early stopping on validation accuracy (patience {values(summary, 'patience')}, "
                 f"at most {values(summary, 'epochs')} epochs, best weights restored)")
         if "epochs_trained_mean" in summary:
