@@ -67,6 +67,8 @@ def check_config(config: dict) -> None:
         models.check_units(config["model"]["units"])
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    if config["model"]["cell"] == "conv":
+        check_conv(config)
     train = config["train"]
     if not _positive(train["batch_size"], integer=True):
         raise ConfigError(
@@ -93,6 +95,22 @@ def check_config(config: dict) -> None:
         raise ConfigError(f"device: {config['device']!r} is unknown; allowed: {', '.join(DEVICES)}")
     check_backend(config.get("backend", "tensorflow"))
     check_report(config.get("report", {}))
+    if (parse_target(config.get("report", {}).get("target", 0.9))[1]
+            and config["data"]["name"] != "motifs"):
+        raise ConfigError(f"report.target: {config['report']['target']!r} needs a task whose "
+                          "best accuracy is known (data=motifs); use a number in (0, 1]")
+
+
+def check_conv(config: dict) -> None:
+    """The conv baseline: fixed-length series (no padding to mask), filters that fit them."""
+    if data.from_file(config["data"]):
+        raise ConfigError("model: conv takes series of one length (data=mnist or motifs); "
+                          "a file's series may be padded, which it cannot mask")
+    width = config["model"].get("width", models.CONV_WIDTH)
+    timesteps, _, _ = data.sequence_shape(config["data"]["name"], data.settings(config["data"]))
+    if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= timesteps:
+        raise ConfigError(f"model.width: {width!r} is not allowed; use an integer in "
+                          f"1..{timesteps} (the series' steps)")
 
 
 def check_sweep(configs: list[dict]) -> None:

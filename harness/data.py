@@ -227,7 +227,9 @@ def mnist_splits(
 # Synthetic
 
 
-MOTIF_EVENTS = "apart"  # events never overlap (event_starts): part of a motif run's run_key
+# Events never overlap (event_starts), each part of the data from its own stream
+# (motifs_splits): part of a motif run's run_key.
+MOTIF_EVENTS = "apart-streams"
 
 
 def event_starts(n: int, *, timesteps: int, events: int, event_length: int, rng) -> np.ndarray:
@@ -308,7 +310,8 @@ def bayes_ceiling(x: np.ndarray, y: np.ndarray, **task) -> dict[str, float]:
     estimated on the sequences x: the mean over them of the Bayes classifier's probability of
     being right, max(P, 1 − P), with a 95% normal interval (inside [0, 1]); and what the Bayes
     classifier scores against the labels y, a paired comparison for a model tested on x."""
-    posterior = motif_posterior(x, **task)
+    posterior = np.concatenate([motif_posterior(x[start:start + 500], **task)
+                                for start in range(0, len(x), 500)])  # bounded memory
     right = np.maximum(posterior, 1 - posterior)
     half = 1.96 * right.std(ddof=1) / np.sqrt(len(right))
     return {
@@ -364,44 +367,57 @@ def motifs_splits(
     if num_motifs < 2 or num_motifs % 2:
         raise DataError(f"data.num_motifs: {num_motifs} must be an even number ≥ 2")
     check_motif_placement(timesteps, events, event_length)
-    rng = np.random.default_rng(seed)
-    motifs = rng.standard_normal((num_motifs, features)).astype(np.float32)
-    motifs /= np.linalg.norm(motifs, axis=1, keepdims=True)
-    shape = dict(
-        timesteps=timesteps,
-        features=features,
-        motifs=motifs,
-        events=events,
-        event_length=event_length,
-        amplitude=amplitude,
-        rng=rng,
-    )
     if train_size is None:
         raise DataError("data.train_size: the synthetic task needs a number of training sequences")
-    x, y = motif_sequences(val_size + train_size, **shape)
-    x_test, y_test = motif_sequences(test_size, **shape)
-    splits = _split(
-        x,
-        y,
-        x_test,
-        y_test,
-        val_size=val_size,
-        train_size=train_size,
-        label_noise=label_noise,
-        seed=seed,
-        num_classes=2,
-    )
-    task = dict(motifs=motifs, events=events, event_length=event_length, amplitude=amplitude)
+    check_sizes(val_size + train_size, val_size, train_size)
+    check_label_noise(label_noise)
+    task = (seed, timesteps, features, num_motifs, events, event_length, amplitude)
+    motifs, x_test, y_test, ceiling = motif_test_set(*task, test_size)
+
+    def draw(n: int, *stream: int) -> tuple[np.ndarray, np.ndarray]:
+        return motif_sequences(n, timesteps=timesteps, features=features, motifs=motifs,
+                               events=events, event_length=event_length, amplitude=amplitude,
+                               rng=np.random.default_rng([seed, *stream]))
+
+    # Each part from a stream of its own, so the test and validation sets do not move with
+    # train_size, and a smaller training set is the first sequences of a larger one (blocks).
+    x_val, y_val = draw(val_size, 2, 0, 0)
+    blocks = [draw(MOTIF_BLOCK, 1, block, 0) for block in range(-(-train_size // MOTIF_BLOCK))]
+    x_train = np.concatenate([x for x, _ in blocks])[:train_size]
+    y_train = np.concatenate([y for _, y in blocks])[:train_size]
+    noise = np.random.default_rng([seed, 4, 0, 0])
 
     def draw_train(run_seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """The training sequences of `epoch` (≥ 1) for a run of `run_seed`, labels noised as
         the first epoch's."""
-        rng = np.random.default_rng([seed, run_seed, epoch])
-        x_new, y_new = motif_sequences(len(splits.y_train), **{**shape, "rng": rng})
-        return x_new, corrupt_labels(y_new, label_noise, 2, rng)
+        x_new, y_new = draw(train_size, 5, run_seed, epoch)
+        return x_new, corrupt_labels(y_new, label_noise, 2,
+                                     np.random.default_rng([seed, 6, run_seed, epoch]))
 
-    return dataclasses.replace(splits, ceiling=bayes_ceiling(x_test, y_test, **task),
-                               draw_train=draw_train if fresh_each_epoch else None)
+    return Splits(
+        x_train=x_train, y_train=corrupt_labels(y_train, label_noise, 2, noise),
+        y_train_clean=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
+        num_classes=2, ceiling=ceiling, draw_train=draw_train if fresh_each_epoch else None,
+    )
+
+
+MOTIF_BLOCK = 500  # training sequences drawn per stream: sets of every size share their first
+
+
+@functools.lru_cache(maxsize=4)
+def motif_test_set(seed, timesteps, features, num_motifs, events, event_length, amplitude,
+                   test_size) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """The task's motifs (from `seed` alone), its test sequences and their Bayes ceiling
+    (bayes_ceiling), computed once per task and test set whatever the training data."""
+    motifs = np.random.default_rng(seed).standard_normal((num_motifs, features))
+    motifs = (motifs / np.linalg.norm(motifs, axis=1, keepdims=True)).astype(np.float32)
+    x_test, y_test = motif_sequences(
+        test_size, timesteps=timesteps, features=features, motifs=motifs, events=events,
+        event_length=event_length, amplitude=amplitude,
+        rng=np.random.default_rng([seed, 3, 0, 0]))
+    ceiling = bayes_ceiling(x_test, y_test, motifs=motifs, events=events,
+                            event_length=event_length, amplitude=amplitude)
+    return motifs, x_test, y_test, ceiling
 
 
 def check_motif_placement(timesteps, events, event_length) -> None:

@@ -77,6 +77,7 @@ def job_params(config: dict, splits: data.Splits) -> dict:
         "label_noise": config["data"]["label_noise"],
         # only where it stops early: a run without it trained every epoch
         **({"patience": config["train"]["patience"]} if config["train"].get("patience") else {}),
+        **({"width": config["model"]["width"]} if config["model"]["cell"] == "conv" else {}),
         # the synthetic task: which draw of motifs, and whether each epoch has new data
         **({"motifs_seed": config["data"]["seed"],
             "fresh_each_epoch": int(bool(config["data"].get("fresh_each_epoch")))}

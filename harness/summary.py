@@ -13,14 +13,14 @@ from scipy import stats
 
 # One configuration = these columns; a row of summary.csv per configuration.
 CONFIG_COLUMNS = [
-    "units", "cell", "dataset", "batch_size", "timesteps", "train_size",
+    "units", "cell", "width", "dataset", "batch_size", "timesteps", "train_size",
     "fresh_each_epoch", "motifs_seed",  # the synthetic task's: new data each epoch, motif draw
     "label_noise", "epochs", "learning_rate",
     "patience",  # patience: only runs that stop early have it
 ]
 NUMERIC_PARAMS = [
     "units", "batch_size", "timesteps", "input_dim", "num_classes", "epochs", "learning_rate",
-    "seed", "train_size", "label_noise", "patience", "fresh_each_epoch", "motifs_seed",
+    "seed", "train_size", "label_noise", "patience", "fresh_each_epoch", "motifs_seed", "width",
 ]
 SUMMARY_METRICS = [
     "test_accuracy", "train_accuracy", "generalization_gap", "best_val_accuracy",

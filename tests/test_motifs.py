@@ -90,12 +90,35 @@ def test_fresh_data_differs_per_epoch_and_repeats_per_seed():
     assert not np.array_equal(splits.draw_train(5, 1)[0], second[0])  # another seed, other data
     fixed = data.motifs_splits(timesteps=60, train_size=300, val_size=100, test_size=200)
     assert fixed.draw_train is None
-    # TensorFlow's pipeline gives the batches the Python sequence gives, epoch by epoch
+    # both pipelines give batch b of epoch e as the epoch's own draw in the (seed, epoch) order
+    def expected(index):
+        epoch, batch = divmod(index, stream.batches_per_epoch)
+        x, y = (splits.x_train, splits.y_train) if epoch == 0 else splits.draw_train(4, epoch)
+        pick = batches.batch_order(4, epoch, len(y))[batch * 128:(batch + 1) * 128]
+        return x[pick], y[pick]
+
+    for index in range(stream.num_batches):
+        for got, want in zip(stream[index], expected(index)):
+            np.testing.assert_array_equal(got, want)
     for index, (x, y) in enumerate(stream.as_tf_dataset()):
-        expected_x, expected_y = stream[index]
-        np.testing.assert_array_equal(x.numpy(), expected_x)
-        np.testing.assert_array_equal(y.numpy(), expected_y)
+        want_x, want_y = expected(index)
+        np.testing.assert_array_equal(x.numpy(), want_x)
+        np.testing.assert_array_equal(y.numpy(), want_y)
     assert index == stream.num_batches - 1
+
+
+def test_test_and_validation_sets_do_not_move_with_the_training_data():
+    """Every amount of training data is scored on the same test set (one ceiling per motif
+    draw), and a smaller training set is the start of a larger one."""
+    small = data.motifs_splits(timesteps=60, train_size=300, val_size=100, test_size=200)
+    large = data.motifs_splits(timesteps=60, train_size=1200, val_size=100, test_size=200,
+                               fresh_each_epoch=True)
+    np.testing.assert_array_equal(small.x_test, large.x_test)
+    np.testing.assert_array_equal(small.x_val, large.x_val)
+    np.testing.assert_array_equal(small.x_train, large.x_train[:300])
+    assert small.ceiling == large.ceiling
+    other = data.motifs_splits(timesteps=60, train_size=300, val_size=100, test_size=200, seed=1)
+    assert not np.array_equal(other.x_test, small.x_test) and other.ceiling != small.ceiling
 
 
 def motif_config(**data_settings) -> dict:
@@ -135,3 +158,54 @@ def test_a_target_of_the_ceiling():
     for bad in ("0.95 of chance", "1.5 of bayes", "of bayes", True):
         with pytest.raises(ConfigError, match="report.target"):
             check_report({"target": bad})
+
+
+def motif_summary(rows) -> "pd.DataFrame":
+    """A summary of the synthetic task: (units, fresh, train_size, test accuracy, its seed
+    range, best epoch) per row, ceiling 0.8, 40 epochs allowed."""
+    import pandas as pd
+
+    return pd.DataFrame([
+        {"units": units, "cell": "lstm", "timesteps": 200, "train_size": size,
+         "fresh_each_epoch": fresh, "motifs_seed": 0, "epochs": 40,
+         "param_count": 4 * units * (12 + units + 1) + 2 * (units + 1),
+         "test_accuracy_mean": accuracy, "test_accuracy_ci_low": accuracy - spread,
+         "test_accuracy_ci_high": accuracy + spread, "best_epoch_mean": best - 1,
+         "train_accuracy_mean": 0.9, "bayes_accuracy_mean": 0.8, "bayes_test_accuracy_mean": 0.8,
+         "epochs_trained_mean": 40}
+        for units, fresh, size, accuracy, spread, best in rows])
+
+
+def test_what_holds_a_model_back():
+    from harness.analyses import held_back
+
+    lines = held_back(motif_summary([
+        (1, 1, 4000, 0.505, 0.01, 12),   # at chance with new data
+        (4, 1, 4000, 0.65, 0.005, 15),   # peaked early; 16 and 64 units beyond its range
+        (4, 0, 4000, 0.60, 0.005, 10),   # its fixed set: data holds it back too
+        (16, 1, 4000, 0.70, 0.005, 39),  # best epoch among the last five
+        (64, 1, 4000, 0.78, 0.005, 20),  # within 5% of the ceiling
+    ]))
+    text = dict(line.strip("- ").split("**: ", 1) for line in lines[1:])
+    assert text["**LSTM(1)"].endswith("it does not learn the task with this recipe, even with "
+                                       "new data every epoch.")
+    assert "held back by units" in text["**LSTM(4)"] and "LSTM(16) does better" in text["**LSTM(4)"]
+    assert "data holds back its fixed sets (75% at best, +6% with new data)" in text["**LSTM(4)"]
+    assert "held back by training" in text["**LSTM(16)"]
+    assert "nothing much holds it back" in text["**LSTM(64)"]
+    # the same early peak with no larger model beyond the seed ranges: the recipe, not units
+    recipe = held_back(motif_summary([(4, 1, 4000, 0.65, 0.05, 15), (16, 1, 4000, 0.68, 0.05, 15)]))
+    assert "held back by this recipe" in recipe[1]
+
+
+def test_conv_settings_it_cannot_run_are_one_line_errors():
+    from harness.config import check_config
+
+    config = {**motif_config(), "model": {"cell": "conv", "units": 8, "width": 61}}
+    with pytest.raises(ConfigError, match=r"^model.width: 61 is not allowed; use an integer in 1..60"):
+        check_config(config)
+    table = {**config, "data": {"name": "table", "path": "docs/examples/vowels.csv",
+                                "label_noise": 0.0}, "model": {"cell": "conv", "units": 8}}
+    with pytest.raises(ConfigError, match="^model: conv takes series of one length"):
+        check_config(table)
+    check_config({**config, "model": {"cell": "conv", "units": 8, "width": 60}})

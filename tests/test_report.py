@@ -281,7 +281,7 @@ def test_double_descent_report(tmp_path):
 def test_capacity_report_with_its_own_target(tmp_path):
     folder, text, answer, summary = tiny_report(
         tmp_path, "units_motifs", "model.units=1,2", "budget=motifs_n500,motifs_fresh",
-        "data.seed=0", "seed=0,1", "train.epochs=1", "data.timesteps=50", "data.train_size=40",
+        "data.seed=0", "seed=0,1", "train.epochs=2", "data.timesteps=50", "data.train_size=40",
         "data.test_size=200",
     )
     assert sorted(p.name for p in folder.iterdir()) == [
