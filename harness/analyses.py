@@ -131,8 +131,8 @@ def gap_trend(group: pd.DataFrame) -> list[str]:
     ranks with parameter count; on noisy labels, how much of them the models fit."""
     ordered = group.sort_values("param_count")
     gap = ordered["generalization_gap_mean"].to_numpy()
-    if len(gap) < 3:
-        return []
+    if len(gap) < 3 or ("fresh_each_epoch" in ordered and (ordered["fresh_each_epoch"] == 1).all()):
+        return []  # new data each epoch: no training set to have a gap to
     constant = np.ptp(gap) == 0  # no ranking to correlate
     rho, p = (float("nan"),) * 2 if constant else stats.spearmanr(ordered["param_count"], gap)
     train = ordered["train_accuracy_mean"].to_numpy()
@@ -351,10 +351,12 @@ def capacity_table(summary: pd.DataFrame) -> str:
 
 def plot_capacity(summary: pd.DataFrame, target, path: Path) -> None:
     plt = pyplot()
-    figure, axes = plt.subplots(figsize=(8, 5))
-    for label, group in groups(summary, swept_factors(summary)):
+    parts = list(groups(summary, swept_factors(summary)))
+    many = len(parts) > 3  # test accuracy only, the legend beside the plot
+    figure, axes = plt.subplots(figsize=(11, 5) if many else (8, 5))
+    for label, group in parts:
         group = group.sort_values("param_count")
-        for metric, style in (("test_accuracy", "-o"), ("train_accuracy", "--s")):
+        for metric, style in (("test_accuracy", "-o"), ("train_accuracy", "--s"))[:1 if many else 2]:
             band(axes, group, metric, style, f"{metric.split('_')[0]} {label}".strip())
         for _, row in group.iterrows():
             axes.annotate(
@@ -363,7 +365,10 @@ def plot_capacity(summary: pd.DataFrame, target, path: Path) -> None:
             )
     reference_lines(axes, summary, target)
     finish(figure, axes, xlabel="parameters (log scale; labels: units)",
-           ylabel="accuracy (mean, interval band)", title="Accuracy against capacity")
+           ylabel="test accuracy (mean, interval band)" if many else
+           "accuracy (mean, interval band)", title="Accuracy against capacity")
+    if many:
+        axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     save(figure, path)
 
 
