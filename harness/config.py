@@ -95,6 +95,11 @@ def check_config(config: dict) -> None:
         raise ConfigError(f"device: {config['device']!r} is unknown; allowed: {', '.join(DEVICES)}")
     check_backend(config.get("backend", "tensorflow"))
     check_report(config.get("report", {}))
+    weights, patience = config.get("report", {}).get("weights", "best"), train.get("patience", 0)
+    if weights == "last" and 0 < patience < train["epochs"]:
+        raise ConfigError(f"report.weights: last needs every epoch trained; train.patience "
+                          f"{patience} can end a run early (use 0, or ≥ train.epochs "
+                          f"{train['epochs']}, which marks the best epoch without stopping)")
     if (parse_target(config.get("report", {}).get("target", 0.9))[1]
             and config["data"]["name"] != "motifs"):
         raise ConfigError(f"report.target: {config['report']['target']!r} needs a task whose "

@@ -369,7 +369,7 @@ def motifs_splits(
     check_motif_placement(timesteps, events, event_length)
     if train_size is None:
         raise DataError("data.train_size: the synthetic task needs a number of training sequences")
-    check_sizes(val_size + train_size, val_size, train_size)
+    check_motif_sizes(train_size=train_size, val_size=val_size, test_size=test_size)
     check_label_noise(label_noise)
     task = (seed, timesteps, features, num_motifs, events, event_length, amplitude)
     motifs, x_test, y_test, ceiling = motif_test_set(*task, test_size)
@@ -385,7 +385,9 @@ def motifs_splits(
     blocks = [draw(MOTIF_BLOCK, 1, block, 0) for block in range(-(-train_size // MOTIF_BLOCK))]
     x_train = np.concatenate([x for x, _ in blocks])[:train_size]
     y_train = np.concatenate([y for _, y in blocks])[:train_size]
-    noise = np.random.default_rng([seed, 4, 0, 0])
+    # (a stream list ending in zeros is the list without them: [seed, 4, 1], not [seed, 4],
+    # which is batch_order(seed, 4)'s)
+    noise = np.random.default_rng([seed, 4, 1])
 
     def draw_train(run_seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """The training sequences of `epoch` (≥ 1) for a run of `run_seed`, labels noised as
@@ -417,7 +419,18 @@ def motif_test_set(seed, timesteps, features, num_motifs, events, event_length, 
         rng=np.random.default_rng([seed, 3, 0, 0]))
     ceiling = bayes_ceiling(x_test, y_test, motifs=motifs, events=events,
                             event_length=event_length, amplitude=amplitude)
+    for array in (motifs, x_test, y_test):  # shared by every split of the task: read-only
+        array.setflags(write=False)
     return motifs, x_test, y_test, ceiling
+
+
+def check_motif_sizes(**sizes) -> None:
+    """The synthetic task draws each set itself: every size a positive integer (test: ≥ 2, for
+    the ceiling's interval)."""
+    for name, size in sizes.items():
+        if not _is_int(size) or size < (2 if name == "test_size" else 1):
+            raise DataError(f"data.{name}: {size!r} is not allowed; use an integer ≥ "
+                            f"{2 if name == 'test_size' else 1}")
 
 
 def check_motif_placement(timesteps, events, event_length) -> None:
@@ -801,7 +814,8 @@ def check_settings(name: str, settings: dict) -> None:
     if train_size is None:
         raise DataError("data.train_size: the synthetic task needs a number of training sequences")
     val_size = settings.get("val_size", 1000)
-    check_sizes(val_size + train_size if _is_int(train_size) else 2, val_size, train_size)
+    check_motif_sizes(train_size=train_size, val_size=settings.get("val_size", 1000),
+                      test_size=settings.get("test_size", 4000))
     check_motif_placement(timesteps, settings.get("events", 5), settings.get("event_length", 10))
     fresh = settings.get("fresh_each_epoch", False)
     if not isinstance(fresh, bool):

@@ -116,7 +116,11 @@ def test_test_and_validation_sets_do_not_move_with_the_training_data():
     np.testing.assert_array_equal(small.x_test, large.x_test)
     np.testing.assert_array_equal(small.x_val, large.x_val)
     np.testing.assert_array_equal(small.x_train, large.x_train[:300])
+    assert not np.array_equal(small.x_val, small.x_train[:100])  # each set its own stream
+    assert not np.array_equal(small.x_test[:100], small.x_val)
     assert small.ceiling == large.ceiling
+    with pytest.raises(ValueError):  # the shared test set is read-only
+        small.x_test[0, 0, 0] = 1.0
     other = data.motifs_splits(timesteps=60, train_size=300, val_size=100, test_size=200, seed=1)
     assert not np.array_equal(other.x_test, small.x_test) and other.ceiling != small.ceiling
 
@@ -196,6 +200,20 @@ def test_what_holds_a_model_back():
     # the same early peak with no larger model beyond the seed ranges: the recipe, not units
     recipe = held_back(motif_summary([(4, 1, 4000, 0.65, 0.05, 15), (16, 1, 4000, 0.68, 0.05, 15)]))
     assert "held back by this recipe" in recipe[1]
+
+
+def test_sizes_and_weights_it_cannot_honour_are_one_line_errors():
+    from harness.config import check_config
+
+    with pytest.raises(data.DataError, match=r"^data.test_size: 1 is not allowed"):
+        data.check_settings("motifs", {"timesteps": 100, "test_size": 1})
+    with pytest.raises(data.DataError, match=r"^data.val_size: 0 is not allowed"):
+        data.check_settings("motifs", {"timesteps": 100, "val_size": 0})
+    stops = {**motif_config(), "report": {"weights": "last"},
+             "train": {"batch_size": 64, "epochs": 5, "learning_rate": 0.01, "patience": 2}}
+    with pytest.raises(ConfigError, match=r"^report.weights: last needs every epoch trained"):
+        check_config(stops)
+    check_config({**stops, "train": {**stops["train"], "patience": 5}})  # marks, never stops
 
 
 def test_conv_settings_it_cannot_run_are_one_line_errors():

@@ -89,16 +89,18 @@ def test_early_stopping_restores_the_best_weights_and_reports_their_validation(s
 def test_early_stopping_also_scores_the_last_epochs_weights(small):
     """A patience that never runs out trains every epoch, as a run without one does: its
     last_* scores are that run's, its test accuracy the best validation epoch's weights'."""
-    recipe = {"batch_size": 128, "epochs": 4, "learning_rate": 0.05}
+    # a learning rate so large that validation accuracy peaks before the last epoch
+    recipe = {"batch_size": 128, "epochs": 5, "learning_rate": 0.3}
     plain = runner.train({**config_for(0), "train": recipe}, splits=small)["metrics"]
-    stopped = runner.train({**config_for(0), "train": {**recipe, "patience": 4}},
+    stopped = runner.train({**config_for(0), "train": {**recipe, "patience": 5}},
                            splits=small)["metrics"]
-    assert stopped["epochs_trained"] == plain["epochs_trained"] == 4
+    assert stopped["epochs_trained"] == plain["epochs_trained"] == 5
+    assert stopped["best_epoch"] < 4  # so the restored weights are another model
     assert stopped["last_test_accuracy"] == pytest.approx(plain["test_accuracy"], abs=1e-6)
     assert stopped["last_train_accuracy"] == pytest.approx(plain["train_accuracy"], abs=1e-6)
     assert stopped["last_fit_accuracy"] == pytest.approx(plain["fit_accuracy"], abs=1e-6)
-    if stopped["best_epoch"] != 3:  # restored an earlier epoch: another model was tested
-        assert stopped["test_accuracy"] != plain["test_accuracy"]
+    assert stopped["test_accuracy"] != plain["test_accuracy"]
+    assert stopped["final_val_accuracy"] == stopped["best_val_accuracy"]
 
 
 def test_run_key_leaves_out_patience_zero():
