@@ -540,9 +540,10 @@ def held_back(summary: pd.DataFrame, leaves: dict | None = None) -> list[str]:
     table = shares(summary)
     if (table["fresh_each_epoch"] == 0).all() and table["train_size"].nunique() < 2:
         return []
-    chance_share = 0.5 / float(table["bayes_accuracy_mean"].mean())
+    chance = sorted({f"{0.5 / c:.0%}" for c in table["bayes_accuracy_mean"]})
     lines = ["- **What holds each model back** (test accuracy as a share of its motif draw's "
-             f"ceiling, mean over draws — chance is {chance_share:.0%} of it; train accuracy "
+             f"ceiling, mean over draws — chance is {chance[0]}"
+             + (f"–{chance[-1]}" if len(chance) > 1 else "") + " of it; train accuracy "
              "in brackets):"]
     columns = models_of(table)
     fresh_all = table[table["fresh_each_epoch"] == 1]
@@ -603,23 +604,45 @@ def held_back(summary: pd.DataFrame, leaves: dict | None = None) -> list[str]:
                             f"{share - fixed_best:+.0%} with new data)")
         lines.append(f"  - **{name}**: " + ", ".join(parts)
                      + (f" — {verdict}." if verdict else "."))
-    return lines
+    return lines + length_effect(table)
+
+
+def length_effect(table: pd.DataFrame) -> list[str]:
+    """Where sequence length varies: each model's share of the ceiling against the length, on
+    the same fixed training set — what the length alone costs it."""
+    fixed = table[table["fresh_each_epoch"] == 0]
+    if "timesteps" not in table or table["timesteps"].nunique() < 2 or fixed.empty:
+        fixed = fixed.iloc[:0]
+    size = fixed["train_size"].min() if len(fixed) else None
+    parts = []
+    for _, group in fixed[fixed["train_size"] == size].groupby(["cell", "units"], sort=True):
+        steps = group.groupby("timesteps")[["share", "test_accuracy_mean"]].mean()
+        parts.append(f"{model_label(group.iloc[0])} "
+                     + " → ".join(f"{r['share']:.0%} ({pct(r['test_accuracy_mean'])}) at "
+                                  f"{int(t)} steps" for t, r in steps.iterrows()))
+    if not parts:
+        return []
+    return [f"- **Sequence length alone** (the same {int(size):,} training sequences, share of "
+            "each length's ceiling): " + "; ".join(parts) + "."]
 
 
 def best_share(summary: pd.DataFrame) -> list[str]:
-    """One line: the best model's test accuracy on each motif draw, as a share of its ceiling."""
+    """One line: per motif draw, sequence length and kind of model, the one nearest its
+    ceiling (test accuracy as a share of it)."""
     if ceiling_of(summary) is None:
         return []
     table = shares(summary)
-    draws = (list(table.groupby("motifs_seed")) if "motifs_seed" in table
-             else [(None, table)])
+    keys = [c for c in ("motifs_seed", "timesteps", "cell") if c in table and table[c].nunique() > 1]
     parts = []
-    for draw, group in draws:
-        best = group.loc[group["test_accuracy_mean"].idxmax()]
+    for key, group in (table.groupby(keys, sort=True) if keys else [((), table)]):
+        best = group.loc[group["share"].idxmax()]
         setting = (f"{int(best['train_size']):,} sequences"
                    if best.get("fresh_each_epoch", 0) != 1 else "new data each epoch")
+        where = ", ".join(
+            f"motif draw {int(best[c])}" if c == "motifs_seed" else f"{int(best[c])} steps"
+            for c in keys if c != "cell")
         parts.append(
-            (f"motif draw {int(draw)}: " if draw is not None and len(draws) > 1 else "")
+            (f"{where}: " if where else "")
             + f"{model_label(best)}, {setting}, {pct(best['test_accuracy_mean'])} of the best "
             f"possible {pct(best['bayes_accuracy_mean'])} ({best['share']:.0%} of it, "
             f"{(best['test_accuracy_mean'] - 0.5) / (best['bayes_accuracy_mean'] - 0.5):.0%} of "
