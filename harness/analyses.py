@@ -167,7 +167,7 @@ def gap_trend(group: pd.DataFrame) -> list[str]:
         line += (
             f" At the largest size the best validation epoch's weights test "
             f"{pct(early)} against {pct(last['test_accuracy_mean'])} at the last epoch "
-            f"({early - last['test_accuracy_mean']:+.2%}: what early stopping would save)."
+            f"({early - last['test_accuracy_mean']:+.2%} with early stopping)."
         )
     return [line]
 
@@ -399,12 +399,20 @@ def plot_overfitting(summary: pd.DataFrame, path: Path) -> None:
     factors = [f for f in ("train_size", "label_noise") if f in swept_factors(summary)]
     factors += [f for f in swept_factors(summary) if f not in factors]
     figure, axes = plt.subplots(figsize=(8, 5))
+    noisy = "fit_accuracy_mean" in summary and (summary.get("label_noise", 0) > 0).any()
     for label, group in groups(summary, factors):
-        band(axes, group, "generalization_gap", "-o", label or "gap")
+        line = band(axes, group, "generalization_gap", "-o", label or "gap")
+        if noisy and (group["label_noise"] > 0).all():  # the labels it was trained on
+            group = group.sort_values("param_count")
+            axes.plot(group["param_count"], [trained_label_gap(r) for _, r in group.iterrows()],
+                      "--^", markersize=4, color=line.get_color(),
+                      label=f"{label}: on the noisy labels trained on")
     axes.axhline(0, color="grey", linewidth=0.8)
     finish(figure, axes, xlabel="parameters (log scale)",
            ylabel="train accuracy − test accuracy (mean, interval)",
-           title="Generalization gap against capacity")
+           title="Generalization gap against capacity" + (
+               "\ndashed: fit of the noisy labels − the test score on labels noised alike"
+               if noisy else ""))
     save(figure, path)
 
 

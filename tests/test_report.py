@@ -348,9 +348,9 @@ def test_overfit_report_answers_on_the_last_epoch(tmp_path):
     for stat in ("mean", "ci_low", "ci_high"):
         for metric in ("test_accuracy", "fit_accuracy"):
             assert summary[f"last_{metric}_{stat}"].between(0, 1).all()
-    assert "early-stopped test acc" in text and "gap (trained labels)" in text
+    assert "best-val-epoch test acc" in text and "gap (trained labels)" in text
     assert "answered on its last epoch's weights" in answer
-    assert "what early stopping would save" in answer
+    assert "with early stopping)" in answer
     largest = summary.sort_values("units").iloc[-1]
     assert f"{largest['last_test_accuracy_mean']:.2%} at the last epoch" in answer
     assert f"{largest['test_accuracy_mean']:.2%} against" in answer  # the early-stopped one
