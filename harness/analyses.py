@@ -126,6 +126,16 @@ def non_monotone(summary: pd.DataFrame, target: float, column: str) -> list[int]
     return sorted(int(u) for u in above["units"])
 
 
+def spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Spearman's rho and its two-sided p-value from the pairings of x with y: every one up to 7
+    sizes (exact: with 4 sizes the smallest p is 2/24, where the t-approximation says 0), else
+    9,999 drawn from a fixed seed."""
+    result = stats.permutation_test(
+        (x,), lambda xs: stats.spearmanr(xs, y).statistic, permutation_type="pairings",
+        alternative="two-sided", rng=0)
+    return float(stats.spearmanr(x, y).statistic), float(result.pvalue)
+
+
 def gap_trend(group: pd.DataFrame) -> list[str]:
     """One line: the gap (and train accuracy) at the smallest and largest size, and how the gap
     ranks with parameter count; on noisy labels, how much of them the models fit."""
@@ -134,7 +144,7 @@ def gap_trend(group: pd.DataFrame) -> list[str]:
     if len(gap) < 3 or ("fresh_each_epoch" in ordered and (ordered["fresh_each_epoch"] == 1).all()):
         return []  # new data each epoch: no training set to have a gap to
     constant = np.ptp(gap) == 0  # no ranking to correlate
-    rho, p = (float("nan"),) * 2 if constant else stats.spearmanr(ordered["param_count"], gap)
+    rho, p = (float("nan"),) * 2 if constant else spearman(ordered["param_count"].to_numpy(), gap)
     train = ordered["train_accuracy_mean"].to_numpy()
     peak = int(np.argmax(gap))
     line = (
@@ -490,11 +500,12 @@ def model_label(row) -> str:
 
 def shares(summary: pd.DataFrame) -> pd.DataFrame:
     """Rows of a study on the synthetic task with `share`, test accuracy as a fraction of the
-    row's ceiling, and `seen`, the training sequences each run had seen by its best epoch."""
+    row's ceiling, and `drawn`, the distinct training sequences it had (with new data each
+    epoch: every epoch's)."""
     table = summary.copy()
     table["share"] = table["test_accuracy_mean"] / table["bayes_accuracy_mean"]
-    table["seen"] = table["train_size"] * np.where(
-        table["fresh_each_epoch"] == 1, table["best_epoch_mean"] + 1, 1)
+    table["drawn"] = table["train_size"] * np.where(
+        table["fresh_each_epoch"] == 1, table["epochs"], 1)
     return table
 
 
@@ -569,6 +580,7 @@ def held_back(summary: pd.DataFrame, leaves: dict | None = None) -> list[str]:
         if len(fresh):
             share = float(fresh["share"].mean())
             best = float(fresh["best_epoch_mean"].mean()) + 1
+            latest = float(fresh["best_epoch_mean"].max()) + 1  # the draw that peaked last
             allowed = float(fresh["epochs"].max())
             leave = f"; {leaves[key]}" if leaves and key in leaves else ""
             parts.append(f"new data each epoch {share:.0%} (best epoch {best:.0f} of "
@@ -594,17 +606,21 @@ def held_back(summary: pd.DataFrame, leaves: dict | None = None) -> list[str]:
                            "every epoch")
             elif share >= 0.95:
                 verdict = "nothing much holds it back: with new data it comes within 5% of the ceiling"
-            elif best > allowed - 5:
-                verdict = (f"held back by training: with new data its best epoch came within 5 of the "
-                           f"{allowed:.0f} it had, so it may still be improving")
+            elif latest > allowed - 5:
+                verdict = (f"held back by training: with new data its best epoch came within 5 of "
+                           f"the {allowed:.0f} it had (on {'a' if len(fresh) > 1 else 'its'} motif "
+                           "draw), so it may still be improving")
             elif beaten:
                 bigger = beaten[0].iloc[0]  # the smallest larger model that does
                 verdict = (f"held back by units: with new data it peaked at epoch {best:.0f} of "
                            f"{allowed:.0f}, and {model_label(bigger)} does better beyond both "
                            f"seed ranges ({beaten[0]['share'].mean():.0%})")
+            elif larger.empty:
+                verdict = (f"held back by this recipe or by units: with new data it peaked at "
+                           f"epoch {best:.0f} of {allowed:.0f}, and no larger size was run")
             else:
-                verdict = (f"held back by this recipe: with new data it peaked at epoch {best:.0f} of "
-                           f"{allowed:.0f}, and no larger model here does better beyond the "
+                verdict = (f"held back by this recipe: with new data it peaked at epoch {best:.0f} "
+                           f"of {allowed:.0f}, and no larger model here does better beyond the "
                            "seed ranges")
             fixed_best = float(fixed["share"].max()) if len(fixed) else float("nan")
             if len(fixed) and share - fixed_best >= 0.02:
@@ -673,16 +689,16 @@ def plot_data_curves(summary: pd.DataFrame, path: Path) -> None:
         line = axes.plot(fixed.index, fixed.to_numpy(), "-o", markersize=4, label=name)[0]
         fresh = group[group["fresh_each_epoch"] == 1]
         if len(fresh):
-            axes.plot(fresh["seen"].mean(), fresh["share"].mean(), "*", markersize=11,
+            axes.plot(fresh["drawn"].mean(), fresh["share"].mean(), "*", markersize=11,
                       color=line.get_color())
-            if len(fixed):
-                axes.plot([fixed.index[-1], fresh["seen"].mean()],
-                          [fixed.iloc[-1], fresh["share"].mean()], ":", color=line.get_color())
     axes.axhline(1.0, color="black", linewidth=1.2, alpha=0.7, label="Bayes ceiling")
     chance = 0.5 / float(table["bayes_accuracy_mean"].mean())
     axes.axhline(chance, color="black", linestyle="-.", linewidth=0.8, label="chance")
-    axes.plot([], [], "*", color="grey", label="new data each epoch (sequences seen)")
-    finish(figure, axes, xlabel="training sequences (log scale)",
+    axes.plot([], [], "*", color="grey", label="new data each epoch (every sequence drawn)")
+    steps = sorted({int(np.ceil(r["train_size"] / r.get("batch_size", 128))) * int(r["epochs"])
+                    for _, r in table.iterrows()})
+    finish(figure, axes, xlabel="distinct training sequences (log scale); Adam steps per run: "
+           + ", ".join(f"{s:,}" for s in steps),
            ylabel="test accuracy / Bayes ceiling (mean over draws)",
            title="How near the ceiling, against training data")
     save(figure, path)

@@ -354,3 +354,12 @@ def test_overfit_report_answers_on_the_last_epoch(tmp_path):
     largest = summary.sort_values("units").iloc[-1]
     assert f"{largest['last_test_accuracy_mean']:.2%} at the last epoch" in answer
     assert f"{largest['test_accuracy_mean']:.2%} against" in answer  # the early-stopped one
+
+
+def test_spearman_p_value_is_exact_for_a_few_sizes():
+    """Four sizes in perfect order: 2 of the 24 pairings are as extreme, p = 1/12 (the
+    t-approximation would say 0)."""
+    rho, p = analyses.spearman(np.array([1.0, 2, 3, 4]), np.array([0.1, 0.2, 0.25, 0.4]))
+    assert rho == 1.0 and p == pytest.approx(2 / 24)
+    assert analyses.spearman(np.arange(9.0), np.arange(9.0) ** 2) == analyses.spearman(
+        np.arange(9.0), np.arange(9.0) ** 2)  # drawn pairings: from a fixed seed
