@@ -692,8 +692,11 @@ def plot_data_curves(summary: pd.DataFrame, path: Path) -> None:
             axes.plot(fresh["drawn"].mean(), fresh["share"].mean(), "*", markersize=11,
                       color=line.get_color())
     axes.axhline(1.0, color="black", linewidth=1.2, alpha=0.7, label="Bayes ceiling")
-    chance = 0.5 / float(table["bayes_accuracy_mean"].mean())
-    axes.axhline(chance, color="black", linestyle="-.", linewidth=0.8, label="chance")
+    # chance's share of each length's ceiling
+    for shade, (steps, group) in zip(("black", "grey", "silver"), table.groupby("timesteps")):
+        label = f" at {int(steps)} steps" if table["timesteps"].nunique() > 1 else ""
+        axes.axhline(0.5 / float(group["bayes_accuracy_mean"].mean()), linestyle="-.",
+                     linewidth=0.8, color=shade, label="chance" + label)
     axes.plot([], [], "*", color="grey", label="new data each epoch (every sequence drawn)")
     steps = sorted({int(np.ceil(r["train_size"] / r.get("batch_size", 128))) * int(r["epochs"])
                     for _, r in table.iterrows()})
