@@ -334,7 +334,14 @@ def preset_runs_view(uri: str, study: str, runs=None) -> None:
 
 
 def describe_run(uri: str, run_id: str, text: str) -> None:
-    """A run's description in the UI (markdown)."""
+    """A run's description in the UI (markdown). MLflow keeps a tag's first 8,000 characters
+    (and warns at the console): a longer text ends at its last paragraph that fits, with a
+    pointer to the whole report among the run's artifacts."""
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+
+    if len(text) > MAX_TAG_VAL_LENGTH:
+        pointer = "\n\n… the whole report: this run's artifact `report/report.md`."
+        text = text[: MAX_TAG_VAL_LENGTH - len(pointer)].rsplit("\n\n", 1)[0] + pointer
     MlflowClient(uri).set_tag(run_id, NOTE_TAG, text)
 
 

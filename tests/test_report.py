@@ -363,3 +363,22 @@ def test_spearman_p_value_is_exact_for_a_few_sizes():
     assert rho == 1.0 and p == pytest.approx(2 / 24)
     assert analyses.spearman(np.arange(9.0), np.arange(9.0) ** 2) == analyses.spearman(
         np.arange(9.0), np.arange(9.0) ** 2)  # drawn pairings: from a fixed seed
+
+
+def test_a_long_report_becomes_a_description_that_fits(tmp_path, caplog):
+    """MLflow keeps a tag's first 8,000 characters and warns at the console: a longer report
+    ends at its last whole paragraph, pointing at the whole report, and nothing is cut by MLflow."""
+    from mlflow.tracking import MlflowClient
+
+    from harness import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run = client.create_run(client.create_experiment("long"))
+    paragraphs = [f"paragraph {i}: " + "x" * 500 for i in range(20)]  # ~10,300 characters
+    with caplog.at_level("WARNING"):
+        tracking.describe_run(uri, run.info.run_id, "\n\n".join(paragraphs))
+    text = client.get_run(run.info.run_id).data.tags[tracking.NOTE_TAG]
+    assert len(text) <= 8000 and text.endswith("artifact `report/report.md`.")
+    assert text.startswith(paragraphs[0]) and text.split("\n\n")[-2] in paragraphs
+    assert "truncated" not in caplog.text
