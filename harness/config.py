@@ -91,6 +91,12 @@ def check_config(config: dict) -> None:
     pack_max = config.get("pack_max_units", 0)
     if isinstance(pack_max, bool) or not isinstance(pack_max, int) or pack_max < 0:
         raise ConfigError(f"pack_max_units: {pack_max!r} is not allowed; use an integer ≥ 0")
+    race = config.get("race_seeds", 0)
+    if isinstance(race, bool) or not isinstance(race, int) or race < 0:
+        raise ConfigError(f"race_seeds: {race!r} is not allowed; use an integer ≥ 0 (0: no race)")
+    if race and not config.get("report", {}).get("select"):
+        raise ConfigError(f"race_seeds: {race} needs settings to race (report.select, e.g. "
+                          "[train.learning_rate]); use 0")
     if config["device"] not in DEVICES:
         raise ConfigError(f"device: {config['device']!r} is unknown; allowed: {', '.join(DEVICES)}")
     check_backend(config.get("backend", "tensorflow"))
@@ -119,7 +125,12 @@ def check_conv(config: dict) -> None:
 
 
 def check_sweep(configs: list[dict]) -> None:
-    """What the jobs of one sweep must share: one Keras backend (Keras loads one per process)."""
+    """What the jobs of one sweep must share: one Keras backend (Keras loads one per process);
+    a race needs seeds left over for its winners."""
+    seeds, race = {config["seed"] for config in configs}, configs[0].get("race_seeds", 0)
+    if race and race >= len(seeds):
+        raise ConfigError(f"race_seeds: {race} leaves no seed to train the winners on; the "
+                          f"sweep has {len(seeds)} seeds: use fewer than that, or 0")
     backends = sorted({config.get("backend", "tensorflow") for config in configs})
     if len(backends) > 1:
         raise ConfigError(f"backend: {', '.join(backends)} in one sweep; Keras loads one "

@@ -95,6 +95,11 @@ class LiveProgress:
         self.epochs = self.progress.add_task("epochs of running runs", total=0, eta="")
         self._stop = None
 
+    def rescale(self, *, total: int, skipped: int) -> None:
+        """A race decided: the runs the sweep will make, and how many of them finished before."""
+        self.total, self.skipped = total, skipped
+        self.progress.update(self.runs, total=total)
+
     def __enter__(self):
         import threading
 

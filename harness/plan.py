@@ -1,6 +1,7 @@
 """How a sweep's jobs are planned before any runs: which seeds train packed into one layer
-(harness/packing.py) by a cost model of an epoch, each job's modelled cost for the ETA, and which
-jobs have nothing to train; and SweepState, what the submitting process tells every job."""
+(harness/packing.py) by a cost model of an epoch, each job's modelled cost for the ETA, which
+jobs have nothing to train, and how the settings a study selects race (race_seeds); and
+SweepState, what the submitting process tells every job."""
 
 from __future__ import annotations
 
@@ -112,7 +113,9 @@ def plan_packs(configs: list[dict]) -> dict[str, list[list[int]]]:
                 # a file's series may be ragged: a pack's members would share one mask
                 and not data.from_file(config["data"])
                 # new data every epoch: each seed draws its own
-                and not config["data"].get("fresh_each_epoch")):
+                and not config["data"].get("fresh_each_epoch")
+                # a race trains a loser's first seeds only
+                and not config.get("race_seeds")):
             groups.setdefault(pack_group(config), (config, set()))[1].add(config["seed"])
     plan = {}
     for key, (config, seeds) in groups.items():
@@ -161,3 +164,48 @@ def idle_jobs(configs: list[dict], keys: list[str], finished: set[str],
         elif key in finished:
             idle.append(number)
     return idle
+
+
+# --------------------------------------------------------------------------------------------
+# Racing the selected settings (race_seeds: N). A study that selects a training setting per
+# configuration on validation (report.select) trains every candidate on the first N seeds only;
+# the candidate with the best mean validation accuracy on them then trains the other seeds
+# (harness.sweep.Sweep.second_rung). Losing settings stop after N seeds, as in racing for
+# algorithm configuration (Birattari et al. 2002; successive halving over seeds instead of
+# epochs): every run that trains is a whole run, so a short budget's bias towards large
+# learning rates never chooses, and each run is the run of the full grid (its run_key).
+
+
+def race_plan(configs: list[dict], jobs: list[list[str]]
+              ) -> list[list[dict[str, list[int]]]] | None:
+    """The race of a sweep whose jobs race (race_seeds > 0): one list per configuration — the
+    jobs whose overrides (`jobs`) differ only in seed and the selected settings —, of its
+    candidate settings in the sweep's order, each {"first": the numbers of its jobs on the
+    sweep's first race_seeds seeds, "rest": its other jobs' numbers}. By the overrides, not the
+    configs: a study's data.seed may follow the seed (units_mnist_tuned). None without a race."""
+    race = configs[0].get("race_seeds", 0) if configs else 0
+    if not race:
+        return None
+    racing = set(sorted({config["seed"] for config in configs})[:race])
+    raced = {"seed", *configs[0]["report"]["select"]}
+    groups: dict[str, dict[str, dict[str, list[int]]]] = {}
+    for number, (config, overrides) in enumerate(zip(configs, jobs)):
+        setting = json.dumps([config[key.split(".")[0]][key.split(".")[1]]
+                              for key in config["report"]["select"]])
+        group = json.dumps(sorted(o for o in overrides if o.split("=")[0] not in raced))
+        candidate = groups.setdefault(group, {}).setdefault(setting, {"first": [], "rest": []})
+        candidate["first" if config["seed"] in racing else "rest"].append(number)
+    return [list(candidates.values()) for candidates in groups.values()]
+
+
+def race_winner(candidates: list[dict[str, list[int]]], keys: list[str],
+                scores: dict[str, float]) -> int | None:
+    """The candidate with the best mean validation accuracy (`scores`, by run_key) over its
+    first seeds; one missing a finished run there (it failed, or was stopped) cannot win. Ties
+    go to the first; None when no candidate has all its first runs."""
+    means = [np.mean([scores[keys[n]] for n in candidate["first"]])
+             if candidate["first"] and all(keys[n] in scores for n in candidate["first"])
+             else -np.inf
+             for candidate in candidates]
+    best = int(np.argmax(means))
+    return best if np.isfinite(means[best]) else None

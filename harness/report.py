@@ -45,7 +45,7 @@ def write_report(
     keys = list(settings.get("select") or [])
     selection = None
     if keys:  # each configuration's training settings chosen on validation, before any answer
-        summary, selection = select(summary, keys)
+        summary, selection = select(summary, keys, frame)
         columns = [c for c in CONFIG_COLUMNS if c in summary and c in frame]
         frame = frame.merge(summary[columns], on=columns)
     name = choose_analysis(settings.get("analysis", "auto"), summary)
@@ -112,8 +112,12 @@ def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
         kept = selection[selection["selected"]]["learning_rate"]
         text = ("Adam with the learning rate chosen per configuration on validation from "
                 + values(selection, "learning_rate"))
+        if "compared_on_seeds" in selection:
+            raced = selection["compared_on_seeds"][selection["compared_on_seeds"] != "all"]
+            text += (f" (raced: every rate trained seed{'s' * (', ' in raced.iloc[0])} "
+                     f"{raced.iloc[0]}, only the best there the others)")
         for name, edge in (("largest", rates.max()), ("smallest", rates.min())):
-            if (kept == edge).any():  # the grid's edge: the best may lie beyond it
+            if rates.nunique() > 1 and (kept == edge).any():  # the best may lie beyond it
                 text += (f" ({int((kept == edge).sum())} of {len(kept)} chose the {name} "
                          "tried: one beyond it might do better)")
         parts = [text]
@@ -159,7 +163,10 @@ def selection_section(selection: pd.DataFrame, keys: list[str]) -> list[str]:
     return ["## Selection on validation", "",
             f"For each configuration, the {', '.join(f'`{k}`' for k in keys)} whose tested "
             "weights have the best mean validation accuracy over seeds is kept; the answer and "
-            "the tables above use only those. Test accuracy never chooses.", "",
+            "the tables above use only those. Test accuracy never chooses."
+            + (" The candidates raced (`race_seeds`): each trained the first seeds "
+               "(`compared_on_seeds`), where they are compared; only the best there trained "
+               "the other seeds (`n_seeds`)." if "compared_on_seeds" in selection else ""), "",
             markdown(shown), ""]
 
 

@@ -148,19 +148,39 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(columns).reset_index(drop=True)
 
 
-def select(summary: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def select(summary: pd.DataFrame, keys: list[str], frame: pd.DataFrame | None = None
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Model selection on validation: for each configuration apart from the selected training
     settings (`keys`, e.g. ["train.learning_rate"]), the row whose tested weights have the best
-    mean validation accuracy over seeds. Test metrics never enter. Returns the selected rows
-    and the selection table (every candidate, its validation accuracy, `selected`)."""
+    mean validation accuracy over seeds. Test metrics never enter. With `frame` (its runs, one
+    row per seed), candidates that trained different seeds — a race (race_seeds) trains the
+    losers on its first seeds only — are compared on the seeds all of them trained: the race's
+    own decision. Returns the selected rows and the selection table (every candidate, its
+    validation accuracy on the seeds compared, `selected`)."""
     chosen = [key.split(".")[-1] for key in keys]
     columns = [c for c in CONFIG_COLUMNS if c in summary and c not in chosen]
     score = ("final_val_accuracy_mean" if "final_val_accuracy_mean" in summary
              else "best_val_accuracy_mean")
-    best = summary.groupby(columns, dropna=False, sort=False)[score].idxmax()
+    scores, compared = summary[score].copy(), pd.Series("all", index=summary.index)
+    if frame is not None and not frame.empty:
+        config = [c for c in CONFIG_COLUMNS if c in summary]
+        runs = frame.merge(summary[config].reset_index(), on=config)
+        seeds = runs.groupby("index")["seed"].apply(frozenset)
+        groups = summary.groupby(columns, dropna=False, sort=False).ngroup()
+        for _, members in groups.groupby(groups):
+            common = frozenset.intersection(*seeds[members.index])
+            if all(seeds[i] == common for i in members.index):
+                continue
+            for i in members.index:
+                shared = runs[(runs["index"] == i) & runs["seed"].isin(common)]
+                scores[i] = shared[score.removesuffix("_mean")].mean()
+                compared[i] = ", ".join(str(int(s)) for s in sorted(common))
+    best = scores.groupby([summary[c] for c in columns], dropna=False, sort=False).idxmax()
     table = summary[[c for c in (*columns, *chosen) if c in summary]].copy()
-    table["val_accuracy_mean"] = summary[score]
+    table["val_accuracy_mean"] = scores
     table["n_seeds"] = summary["n_seeds"]
+    if (compared != "all").any():
+        table["compared_on_seeds"] = compared
     table["selected"] = summary.index.isin(best.to_numpy())
     selected = summary.loc[sorted(best.to_numpy())].reset_index(drop=True)
     selected.attrs["selected"] = chosen  # settings chosen per configuration, not factors

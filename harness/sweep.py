@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -24,7 +25,8 @@ from harness.compose import check_names, composed_jobs, job_overrides
 from harness.config import ConfigError, check_sweep, run_key
 from harness.console import fail
 from harness.job import job
-from harness.plan import SweepState, idle_jobs, job_cost, job_pack, plan_packs
+from harness.plan import (SweepState, idle_jobs, job_cost, job_pack, plan_packs, race_plan,
+                          race_winner)
 from harness.study import EXPERIMENTS, choices, question_text
 
 
@@ -34,7 +36,7 @@ class Sweep:
     outcome and writes the report. Everything here lives in this process only."""
 
     def __init__(self):
-        self.live = None
+        self.live, self.race = None, None
 
     def start(self, config: DictConfig) -> None:
         jobs = job_overrides(config)
@@ -76,16 +78,32 @@ class Sweep:
             fail(str(error))
         costs = [0.0 if key in finished else job_cost(job, job_pack(job, packs))
                  for job, key in zip(configs, runs)]
-        self.state = SweepState(parent=parent, total=len(jobs), packs=packs, costs=costs,
-                                start=time.time(), idle=idle_jobs(configs, runs, finished, packs),
-                                submitter=os.getpid())
+        self.uri, self.parent, self.study = uri, parent, study
+        self.configs, self.runs, self.finished = configs, runs, finished
+        self.race = race_plan(configs, jobs)
+        if self.race:  # the first seeds of every candidate first; the winners' rest later
+            self.first = sorted(n for group in self.race for c in group for n in c["first"])
+            # each later job is the winner's, unknown yet: a candidate's share of its cost
+            rest = [float(np.mean([costs[c["rest"][k]] for c in group]))
+                    for group in self.race for k in range(len(group[0]["rest"]))]
+            live_costs = {runs[n]: costs[n] for n in self.first}
+            live_costs |= {runs[n]: costs[n] / len(group)
+                           for group in self.race for c in group for n in c["rest"]}
+            costs = [costs[n] for n in self.first] + rest
+            idle = [i for i, n in enumerate(self.first) if runs[n] in finished]
+            self.total, self.skipped = len(costs), len(idle)
+        else:
+            live_costs = dict(zip(runs, costs))
+            idle = idle_jobs(configs, runs, finished, packs)
+            self.total, self.skipped = len(runs), sum(key in finished for key in runs)
+        self.state = SweepState(parent=parent, total=self.total, packs=packs, costs=costs,
+                                start=time.time(), idle=idle, submitter=os.getpid())
         self.state.publish()  # every job inherits this process's environment
-        skipped = sum(key in finished for key in runs)
-        self.uri, self.parent, self.total, self.skipped = uri, parent, len(runs), skipped
-        self.study = study
+        skipped = self.skipped
         packed = [pack for group in packs.values() for pack in group]
         print(
-            f"sweep {study}: {len(jobs)} jobs, {len(runs)} runs"
+            f"sweep {study}: {self.total if self.race else len(jobs)} jobs, {self.total} runs"
+            + (self.race_text() if self.race else "")
             + (f" ({sum(map(len, packed))} of them in {len(packed)} packs)" if packed else "")
             + f", {skipped} already finished (skipped"
             f"{'' if config.force else '; FORCE=1 re-runs them'}), store {uri}, parent run {parent}"
@@ -94,9 +112,52 @@ class Sweep:
         )
         if console.live_wanted():  # a terminal: a live display; else plain lines per job
             self.live = console.LiveProgress(
-                uri, study, parent, total=len(runs), skipped=skipped,
-                costs=dict(zip(runs, costs)), start=self.state.start,
+                uri, study, parent, total=self.total, skipped=skipped,
+                costs=live_costs, start=self.state.start,
             ).__enter__()
+
+    def race_text(self) -> str:
+        """How the sweep races, for its first line."""
+        seeds = sorted({config["seed"] for config in self.configs})
+        race = self.configs[0]["race_seeds"]
+        keys = ", ".join(self.configs[0]["report"]["select"])
+        return (f" ({keys} race: {sum(map(len, self.race))} candidates of {len(self.race)} "
+                f"configurations train seed{'s' if race > 1 else ''} "
+                f"{', '.join(map(str, seeds[:race]))}, then each configuration's best on "
+                f"validation trains seeds {', '.join(map(str, seeds[race:]))})")
+
+    def second_rung(self) -> list[int]:
+        """After the race's first seeds: each configuration's winner (race_winner on the
+        tracking store's validation accuracies) and the numbers, in the sweep's grid, of its
+        jobs on the other seeds, in launch order. The counts, the live display and what the
+        jobs are told (the idle jobs' numbers for a launcher that skips them) follow."""
+        scores = tracking.finished_metric(self.uri, self.study, "final_val_accuracy")
+        launch, chosen = [], []
+        for group in self.race:
+            winner = race_winner(group, self.runs, scores)
+            if winner is None:  # no candidate finished its first seeds: nothing to go on with
+                self.total -= len(group[0]["rest"])
+                continue
+            launch += group[winner]["rest"]
+            config = self.configs[group[winner]["first"][0]]
+            chosen.append(" ".join(f"{k.split('.')[1]}={config[k.split('.')[0]][k.split('.')[1]]}"
+                                   for k in config["report"]["select"]))
+        done = [i for i, n in enumerate(launch) if self.runs[n] in self.finished]
+        self.skipped += len(done)
+        self.state.idle += [len(self.first) + i for i in done]
+        self.state.total = self.total
+        self.state.publish()
+        if self.live:
+            self.live.rescale(total=self.total, skipped=self.skipped)
+        counts = ", ".join(f"{setting} for {chosen.count(setting)}"
+                           for setting in dict.fromkeys(chosen))
+        line = (f"race decided on validation: {counts or 'no configuration finished its first seeds'}"
+                f"; {len(launch)} runs on the other seeds follow")
+        if self.live:
+            self.live.progress.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, flush=True)
+        return launch
 
     def end(self, config: DictConfig) -> None:
         self.stop_live()
@@ -185,8 +246,14 @@ class Sweep:
         print(f"\n{report.answer_text(path.read_text())}\nreport: {path}", flush=True)
 
 
-# The sweep submitted from this process, for Ctrl-C (main) and the end of the multirun.
+# The sweep submitted from this process, for Ctrl-C (main), its race (the sweeper) and the end
+# of the multirun.
 _submitting: Sweep | None = None
+
+
+def submitted() -> Sweep | None:
+    """The sweep this process submitted, once its callback has started it."""
+    return _submitting
 
 
 class SweepCallback(Callback):

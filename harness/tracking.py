@@ -239,6 +239,16 @@ def finished_keys(uri: str, study: str) -> set[str]:
     return {run.data.tags["run_key"] for run in runs if "run_key" in run.data.tags}
 
 
+def finished_metric(uri: str, study: str, metric: str) -> dict[str, float]:
+    """run_key → `metric` of the study's FINISHED runs that logged it (the newest run of a key)."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(study)
+    runs = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'",
+                              max_results=50000, order_by=["attributes.start_time ASC"])
+    return {run.data.tags["run_key"]: run.data.metrics[metric] for run in runs
+            if "run_key" in run.data.tags and metric in run.data.metrics}
+
+
 def experiment_id(study: str, uri: str) -> str:
     """The study's experiment, created on first use with its artifacts beside a SQLite store
     (results/artifacts/<study>/<run id>/)."""

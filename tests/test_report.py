@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import analyses, report
+from harness import analyses, report, tracking
 from harness import summary as summaries
 from tests.conftest import run_sweep
 
@@ -302,24 +302,37 @@ def test_capacity_report_with_its_own_target(tmp_path):
 
 @pytest.mark.slow
 def test_tuned_capacity_report_selects_on_validation(tmp_path):
-    """The tuned units study, shrunk: learning rates chosen per size on validation (the
-    selection table and selection.csv), early stopping recorded, the budget stated."""
+    """The tuned units study, shrunk: learning rates race on the first seed and are chosen per
+    size on validation (the selection table and selection.csv); only the winner trains the
+    other seeds; early stopping recorded, the budget stated."""
     folder, text, answer, summary = tiny_report(
         tmp_path, "units_mnist_tuned", "backend=tensorflow", "model.units=4",
-        "train.learning_rate=0.001,0.01", "seed=0,1", "train.epochs=3", "train.patience=1",
-        "data.train_size=300", "data.val_size=100",
+        "train.learning_rate=0.001,0.01", "seed=0,1,2", "race_seeds=1", "train.epochs=3",
+        "train.patience=1", "data.train_size=300", "data.val_size=100",
     )
     assert "selection.csv" in {p.name for p in folder.iterdir()}
     selection = pd.read_csv(folder / "selection.csv")
     assert len(selection) == 2 and selection["selected"].sum() == 1
     assert len(summary) == 1 and set(summary["units"]) == {4}  # one learning rate per size
+    uri = tracking.connect(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = summaries.runs_frame(tracking.study_runs(uri, "units_mnist_tuned"))
+    seeds = runs.groupby("learning_rate")["seed"].apply(sorted).to_dict()
     for units, group in selection.groupby("units"):
         kept = group[group["selected"]].iloc[0]
-        assert kept["val_accuracy_mean"] == group["val_accuracy_mean"].max()
+        lost = group[~group["selected"]].iloc[0]
+        # compared on seed 0, which both trained; only the winner trained seeds 1 and 2
+        assert (group["compared_on_seeds"].astype(str) == "0").all()
+        val = runs[runs["seed"] == 0].set_index("learning_rate")["final_val_accuracy"]
+        assert kept["val_accuracy_mean"] == pytest.approx(val[kept["learning_rate"]])
+        assert val[kept["learning_rate"]] >= val[lost["learning_rate"]]
+        assert seeds == {kept["learning_rate"]: [0, 1, 2], lost["learning_rate"]: [0]}
+        assert (kept["n_seeds"], lost["n_seeds"]) == (3, 1)
         assert summary[summary["units"] == units]["learning_rate"].iloc[0] == kept["learning_rate"]
-    assert "## Selection on validation" in text
+    assert summary["n_seeds"].tolist() == [3]
+    assert "## Selection on validation" in text and "raced" in text
     assert "learning_rate=" not in answer  # one answer across sizes, whatever each chose
-    assert "learning rate chosen per configuration on validation from 0.001/0.01" in answer
+    assert ("learning rate chosen per configuration on validation from 0.001/0.01 (raced: "
+            "every rate trained seed 0, only the best there the others)") in answer
     assert "early stopping on validation accuracy (patience 1, at most 3 epochs" in answer
     assert (summary["epochs_trained_mean"] <= 3).all()
     assert ((summary["test_accuracy_ci_low"] >= 0) & (summary["test_accuracy_ci_high"] <= 1)).all()
