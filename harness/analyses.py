@@ -18,7 +18,7 @@ from harness.config import parse_target
 from harness.models import explain
 from harness.summary import (
     MIN_SEEDS_FOR_CI, aggregate, band, finish, fmt, groups, markdown, pct, pyplot, save,
-    swept_factors, with_ci,
+    interval_kind, swept_factors, with_ci,
 )
 
 COLLINS_BITS_PER_PARAM = 5.0  # Collins, Sohl-Dickstein & Sussillo 2017, any RNN cell
@@ -254,7 +254,36 @@ def capacity_answer(summary: pd.DataFrame, target) -> list[str]:
             )
         lines.append(text.rstrip())
         lines += gap_trend(group)
-    return lines
+    return lines + budget_sensitivity(summary, target)
+
+
+def budget_sensitivity(summary: pd.DataFrame, target) -> list[str]:
+    """Where a study's only swept factors are its training budget (epochs, patience): whether
+    the smallest size reaching the target moves when the budget grows, by mean and by whole
+    interval, on the sizes every budget ran."""
+    factors = swept_factors(summary)
+    if not factors or not set(factors) <= {"epochs", "patience"}:
+        return []
+    common = set.intersection(*(set(g["units"]) for _, g in summary.groupby(factors,
+                                                                            dropna=False)))
+    shared = summary[summary["units"].isin(common)]
+    answers = []
+    for label, group in groups(shared, factors):
+        goal = target_at(target, group)
+        answers.append((label, minimal_units(group, goal, "test_accuracy_mean"),
+                        minimal_units(group, goal, "test_accuracy_ci_low")))
+
+    def units(value):
+        return "none" if value is None else f"{value} units"
+
+    text = "; ".join(f"{label}: {units(mean)} (whole interval: {units(low)})"
+                     for label, mean, low in answers)
+    means, lows = {a[1] for a in answers}, {a[2] for a in answers}
+    verdict = ("the answer holds when the budget grows" if len(means) == 1 and len(lows) == 1
+               else "the answer moves with the budget")
+    return [f"- **Budget sensitivity** (sizes {', '.join(map(str, sorted(common)))}, which "
+            f"every budget ran): the smallest size reaching {goal_text(target, shared)} — "
+            f"{text}: {verdict}."]
 
 
 def capacity_metrics(summary: pd.DataFrame, target) -> dict[str, float]:
@@ -914,11 +943,15 @@ def memorization_table(frame: pd.DataFrame) -> pd.DataFrame:
         row = {"units": int(units), "train_size": int(size),
                "param_count": int(group["param_count"].iloc[0]),
                "n_seeds": int(group["seed"].nunique())}
+        row["interval"] = interval_kind(row["n_seeds"])
         rows.append(aggregate(row, group, ["fit_accuracy", "bits", "bits_per_param"]))
     return pd.DataFrame(rows).sort_values(["units", "train_size"]).reset_index(drop=True)
 
 
-def memorization_answer(table: pd.DataFrame, budget: str) -> list[str]:
+def memorization_answer(table: pd.DataFrame, budget: str, *, random_inputs: bool = False,
+                        tuned: str = "") -> list[str]:
+    """`tuned`: what chose the learning rate per size and subset ("the fit", "validation"), or
+    "" for one fixed recipe."""
     lines = []
     for units, group in table.groupby("units"):
         best = group.loc[group["bits_per_param_mean"].idxmax()]
@@ -960,13 +993,17 @@ def memorization_answer(table: pd.DataFrame, budget: str) -> list[str]:
            "reached. " if rising else "")
         + (f"Peaked under this recipe: {', '.join(peaked)}, falling after." if peaked else "")
     )
+    differences = [] if random_inputs else [
+        "real MNIST inputs (similar images with unrelated labels)"]
+    differences.append(f"{budget} with the learning rate chosen per size and subset on {tuned}"
+                       if tuned else f"one fixed recipe ({budget}, no tuning)")
+    differences += ["the softmax head counted", "Fano's bound credits a partial fit only with "
+                    "the information it provably holds"]
     lines.append(
-        "- Not comparable to the ~5 bits per parameter of Collins et al. 2017: they fit random "
-        "labels of random inputs with hyperparameters tuned per size and long training, and "
-        "report the best. Here, possible reasons for less, not tested: real MNIST inputs "
-        f"(similar images with unrelated labels), one fixed recipe ({budget}, no tuning), the "
-        "softmax head counted, and Fano's bound credits a partial fit only with the "
-        "information it provably holds."
+        "- Against the ~5 bits per parameter of Collins et al. 2017, who fit random labels of "
+        "random inputs with hyperparameters tuned per size and long training and report the "
+        "best: " + ("the same kind of data here, " if random_inputs else "not comparable; ")
+        + "possible reasons for less, not tested: " + ", ".join(differences) + "."
     )
     return lines
 
@@ -1009,7 +1046,11 @@ def memorization(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis:
                    best_units=top["units"], best_train_size=top["train_size"])
     return Analysis(
         metrics=metrics,
-        answer=memorization_answer(table, recipe(summary)),
+        answer=memorization_answer(
+            table, recipe(summary),
+            random_inputs=bool("random_inputs" in summary and (summary["random_inputs"] == 1).all()),
+            tuned=("" if not summary.attrs.get("selected") else "the fit"
+                   if summary.attrs.get("selected_on") == "fit_accuracy" else "validation")),
         sections=[markdown(shown)],
         plots={"memorization.png": partial(plot_memorization, table, classes_of(summary))},
         tables={"memorization.csv": table},

@@ -22,6 +22,8 @@ ANALYSES = ("auto", "capacity", "batch_timesteps", "memorization", "double_desce
 WEIGHTS = ("best", "last")
 # Training settings a report may choose per configuration on validation (report.select).
 SELECTABLE = ("train.learning_rate", "train.epochs", "train.patience", "train.batch_size")
+# What chooses them: validation accuracy, or for memorisation the fit of the training labels.
+SELECT_ON = ("final_val_accuracy", "fit_accuracy")
 # The sections that change a result; launcher, tracking and output paths are left out.
 RESULT_AFFECTING = ("data", "model", "train", "seed")
 BATCH_ORDER = "seed-epoch"  # harness/batches.py: one permutation per (seed, epoch)
@@ -42,6 +44,8 @@ def run_key(config: dict) -> str:
                              "content": digest}
     if config.get("backend", "tensorflow") != "tensorflow":  # TensorFlow keys predate the key
         affecting["backend"] = config["backend"]
+    if not affecting["data"].get("random_inputs", True):  # real images, as before the key
+        affecting["data"] = {k: v for k, v in affecting["data"].items() if k != "random_inputs"}
     if not affecting["train"].get("patience"):  # training every epoch, as before the key
         affecting["train"] = {k: v for k, v in affecting["train"].items() if k != "patience"}
     # Runs from before the harness owned the batch order (Keras's shuffle, packs sharing one
@@ -91,12 +95,6 @@ def check_config(config: dict) -> None:
     pack_max = config.get("pack_max_units", 0)
     if isinstance(pack_max, bool) or not isinstance(pack_max, int) or pack_max < 0:
         raise ConfigError(f"pack_max_units: {pack_max!r} is not allowed; use an integer ≥ 0")
-    race = config.get("race_seeds", 0)
-    if isinstance(race, bool) or not isinstance(race, int) or race < 0:
-        raise ConfigError(f"race_seeds: {race!r} is not allowed; use an integer ≥ 0 (0: no race)")
-    if race and not config.get("report", {}).get("select"):
-        raise ConfigError(f"race_seeds: {race} needs settings to race (report.select, e.g. "
-                          "[train.learning_rate]); use 0")
     if config["device"] not in DEVICES:
         raise ConfigError(f"device: {config['device']!r} is unknown; allowed: {', '.join(DEVICES)}")
     check_backend(config.get("backend", "tensorflow"))
@@ -127,9 +125,10 @@ def check_conv(config: dict) -> None:
 def check_sweep(configs: list[dict]) -> None:
     """What the jobs of one sweep must share: one Keras backend (Keras loads one per process);
     a race needs seeds left over for its winners."""
-    seeds, race = {config["seed"] for config in configs}, configs[0].get("race_seeds", 0)
+    seeds = {config["seed"] for config in configs}
+    race = configs[0].get("report", {}).get("race_seeds", 0)
     if race and race >= len(seeds):
-        raise ConfigError(f"race_seeds: {race} leaves no seed to train the winners on; the "
+        raise ConfigError(f"report.race_seeds: {race} leaves no seed to train the winners on; the "
                           f"sweep has {len(seeds)} seeds: use fewer than that, or 0")
     backends = sorted({config.get("backend", "tensorflow") for config in configs})
     if len(backends) > 1:
@@ -173,6 +172,17 @@ def check_report(report: dict) -> None:
     if not isinstance(select, (list, tuple)) or any(key not in SELECTABLE for key in select):
         raise ConfigError(f"report.select: {select!r} is not allowed; use a list of "
                           f"{', '.join(SELECTABLE)}")
+    select_on = report.get("select_on", SELECT_ON[0])
+    if select_on not in SELECT_ON:
+        raise ConfigError(f"report.select_on: {select_on!r} is not allowed; use "
+                          f"{' or '.join(SELECT_ON)} (test accuracy never chooses)")
+    race = report.get("race_seeds", 0)
+    if isinstance(race, bool) or not isinstance(race, int) or race < 0:
+        raise ConfigError(f"report.race_seeds: {race!r} is not allowed; use an integer ≥ 0 "
+                          "(0: no race)")
+    if race and not select:
+        raise ConfigError(f"report.race_seeds: {race} needs settings to race (report.select, "
+                          "e.g. [train.learning_rate]); use 0")
     out = report.get("out", "results")
     if not isinstance(out, str) or not out:
         raise ConfigError(f"report.out: {out!r} is not allowed; use a folder path")

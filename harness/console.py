@@ -95,9 +95,10 @@ class LiveProgress:
         self.epochs = self.progress.add_task("epochs of running runs", total=0, eta="")
         self._stop = None
 
-    def rescale(self, *, total: int, skipped: int) -> None:
-        """A race decided: the runs the sweep will make, and how many of them finished before."""
-        self.total, self.skipped = total, skipped
+    def rescale(self, *, total: int, skipped: int, costs: dict[str, float]) -> None:
+        """A race decided: the runs the sweep will make, how many of them finished before, and
+        their modelled costs."""
+        self.total, self.skipped, self.costs = total, skipped, costs
         self.progress.update(self.runs, total=total)
 
     def __enter__(self):

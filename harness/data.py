@@ -205,12 +205,16 @@ def mnist_splits(
     label_noise: float = 0.0,
     seed: int = 0,
     path: str | None = None,
+    random_inputs: bool = False,
 ) -> Splits:
     """MNIST as sequences: `val_size` examples held out of the 60k training set, an optional
     `train_size` subsample of the rest, `label_noise` applied to training labels only, the full
-    10k test set. The split and the noise depend on `seed` only."""
+    10k test set. The split and the noise depend on `seed` only. `random_inputs`: the training
+    images replaced by uniform noise in [0, 1] of their shape (Collins et al. 2017's random
+    inputs, for memorisation: with label_noise 1.0 nothing ties an input to its label or to
+    another input); validation and test stay MNIST."""
     (x_train, y_train), (x_test, y_test) = load_mnist(path)
-    return _split(
+    splits = _split(
         as_sequences(x_train, timesteps),
         y_train,
         as_sequences(x_test, timesteps),
@@ -221,6 +225,14 @@ def mnist_splits(
         seed=seed,
         num_classes=MNIST_CLASSES,
     )
+    if not random_inputs:
+        return splits
+    noise = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(RANDOM_INPUTS,)))
+    return dataclasses.replace(
+        splits, x_train=noise.random(splits.x_train.shape, dtype=np.float32))
+
+
+RANDOM_INPUTS = 1  # the random inputs' stream of data.seed (SeedSequence spawn key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -805,6 +817,9 @@ def check_settings(name: str, settings: dict) -> None:
         return
     if kind == "mnist":
         check_timesteps(settings.get("timesteps", 28))
+        if not isinstance(settings.get("random_inputs", False), bool):
+            raise DataError(f"data.random_inputs: {settings['random_inputs']!r} is not allowed; "
+                            "use true or false")
         check_sizes(MNIST_TRAIN, settings.get("val_size", 5000), settings.get("train_size"))
         return
     timesteps = settings.get("timesteps", 820)

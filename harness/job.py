@@ -43,7 +43,7 @@ def job_label(config: dict, seed: int | None = None) -> str:
     with `seed`, the label of that seed's job (for the members of a pack)."""
     overrides = HydraConfig.get().overrides.task
     swept = [o for o in overrides
-             if o.split("=")[0] not in ("jobs", "force", "race_seeds") and not o.startswith("report.")]
+             if o.split("=")[0] not in ("jobs", "force") and not o.startswith("report.")]
     if seed is not None:
         swept = [f"seed={seed}" if o.split("=")[0] == "seed" else o for o in swept]
     return " ".join(swept) or f"{config['model']['cell']} units={config['model']['units']}"

@@ -1,6 +1,6 @@
 """How a sweep's jobs are planned before any runs: which seeds train packed into one layer
 (harness/packing.py) by a cost model of an epoch, each job's modelled cost for the ETA, which
-jobs have nothing to train, and how the settings a study selects race (race_seeds); and
+jobs have nothing to train, and how the settings a study selects race (report.race_seeds); and
 SweepState, what the submitting process tells every job."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from harness import data, models
-from harness.config import run_key
+from harness.config import ConfigError, run_key
 
 
 @dataclass
@@ -115,7 +115,7 @@ def plan_packs(configs: list[dict]) -> dict[str, list[list[int]]]:
                 # new data every epoch: each seed draws its own
                 and not config["data"].get("fresh_each_epoch")
                 # a race trains a loser's first seeds only
-                and not config.get("race_seeds")):
+                and not config["report"].get("race_seeds")):
             groups.setdefault(pack_group(config), (config, set()))[1].add(config["seed"])
     plan = {}
     for key, (config, seeds) in groups.items():
@@ -167,23 +167,23 @@ def idle_jobs(configs: list[dict], keys: list[str], finished: set[str],
 
 
 # --------------------------------------------------------------------------------------------
-# Racing the selected settings (race_seeds: N). A study that selects a training setting per
-# configuration on validation (report.select) trains every candidate on the first N seeds only;
-# the candidate with the best mean validation accuracy on them then trains the other seeds
-# (harness.sweep.Sweep.second_rung). Losing settings stop after N seeds, as in racing for
-# algorithm configuration (Birattari et al. 2002; successive halving over seeds instead of
-# epochs): every run that trains is a whole run, so a short budget's bias towards large
-# learning rates never chooses, and each run is the run of the full grid (its run_key).
+# Racing the selected settings (report.race_seeds: N). A study that selects a training setting per
+# configuration on validation (report.select) trains every candidate on the N smallest seeds
+# only; the candidate harness.selection.race_choice keeps then trains the other seeds
+# (harness.sweep.Sweep.second_rung). A single cut, after racing in algorithm configuration
+# (Birattari et al. 2002), or successive halving with seeds rather than epochs as the resource:
+# every run that trains is a whole run, so a short budget's bias towards large learning rates
+# never chooses, and each run is the full grid's run (its run_key).
 
 
 def race_plan(configs: list[dict], jobs: list[list[str]]
               ) -> list[list[dict[str, list[int]]]] | None:
-    """The race of a sweep whose jobs race (race_seeds > 0): one list per configuration — the
+    """The race of a sweep whose jobs race (report.race_seeds > 0): one list per configuration — the
     jobs whose overrides (`jobs`) differ only in seed and the selected settings —, of its
     candidate settings in the sweep's order, each {"first": the numbers of its jobs on the
-    sweep's first race_seeds seeds, "rest": its other jobs' numbers}. By the overrides, not the
+    sweep's race_seeds smallest seeds, "rest": its other jobs' numbers}. By the overrides, not the
     configs: a study's data.seed may follow the seed (units_mnist_tuned). None without a race."""
-    race = configs[0].get("race_seeds", 0) if configs else 0
+    race = configs[0]["report"].get("race_seeds", 0) if configs else 0
     if not race:
         return None
     racing = set(sorted({config["seed"] for config in configs})[:race])
@@ -195,17 +195,21 @@ def race_plan(configs: list[dict], jobs: list[list[str]]
         group = json.dumps(sorted(o for o in overrides if o.split("=")[0] not in raced))
         candidate = groups.setdefault(group, {}).setdefault(setting, {"first": [], "rest": []})
         candidate["first" if config["seed"] in racing else "rest"].append(number)
+    for group, candidates in groups.items():
+        if len(candidates) < 2:
+            raise ConfigError(f"report.race_seeds: {race}, but the jobs "
+                              f"{' '.join(json.loads(group))} have one candidate of "
+                              f"{', '.join(configs[0]['report']['select'])} to race; sweep "
+                              "several (e.g. train.learning_rate=0.001,0.01) or use 0")
     return [list(candidates.values()) for candidates in groups.values()]
 
 
-def race_winner(candidates: list[dict[str, list[int]]], keys: list[str],
-                scores: dict[str, float]) -> int | None:
-    """The candidate with the best mean validation accuracy (`scores`, by run_key) over its
-    first seeds; one missing a finished run there (it failed, or was stopped) cannot win. Ties
-    go to the first; None when no candidate has all its first runs."""
-    means = [np.mean([scores[keys[n]] for n in candidate["first"]])
-             if candidate["first"] and all(keys[n] in scores for n in candidate["first"])
-             else -np.inf
-             for candidate in candidates]
-    best = int(np.argmax(means))
-    return best if np.isfinite(means[best]) else None
+def race_candidates(group: list[dict], configs: list[dict], keys: list[str],
+                    scores: dict[str, float]) -> list[tuple[tuple, dict[int, float]]]:
+    """A configuration's candidates as harness.selection.race_choice takes them: each one's
+    setting and its score (`scores` by run_key; NaN where its run has not finished) on each of
+    its first seeds."""
+    select = configs[0]["report"]["select"]
+    return [(tuple(configs[c["first"][0]][k.split(".")[0]][k.split(".")[1]] for k in select),
+             {configs[n]["seed"]: scores.get(keys[n], float("nan")) for n in c["first"]})
+            for c in group]

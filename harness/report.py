@@ -45,7 +45,9 @@ def write_report(
     keys = list(settings.get("select") or [])
     selection = None
     if keys:  # each configuration's training settings chosen on validation, before any answer
-        summary, selection = select(summary, keys, frame)
+        summary, selection = select(summary, keys, frame,
+                                    settings.get("select_on", "final_val_accuracy"),
+                                    settings.get("race_seeds", 0))
         columns = [c for c in CONFIG_COLUMNS if c in summary and c in frame]
         frame = frame.merge(summary[columns], on=columns)
     name = choose_analysis(settings.get("analysis", "auto"), summary)
@@ -110,8 +112,10 @@ def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
     if selection is not None and "learning_rate" in selection:
         rates = selection["learning_rate"]
         kept = selection[selection["selected"]]["learning_rate"]
-        text = ("Adam with the learning rate chosen per configuration on validation from "
-                + values(selection, "learning_rate"))
+        text = ("Adam with the learning rate chosen per configuration "
+                + ("on validation" if "val_accuracy_mean" in selection else
+                   "on the fit of its training labels")
+                + " from " + values(selection, "learning_rate"))
         if "compared_on_seeds" in selection:
             raced = selection["compared_on_seeds"][selection["compared_on_seeds"] != "all"]
             text += (f" (raced: every rate trained seed{'s' * (', ' in raced.iloc[0])} "
@@ -157,16 +161,22 @@ def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
 def selection_section(selection: pd.DataFrame, keys: list[str]) -> list[str]:
     """The selection table: every candidate setting per configuration, its mean validation
     accuracy over seeds, the one kept."""
-    shown = selection.assign(
-        val_accuracy_mean=selection["val_accuracy_mean"].map(pct),
-        selected=selection["selected"].map({True: "**selected**", False: ""}))
-    return ["## Selection on validation", "",
-            f"For each configuration, the {', '.join(f'`{k}`' for k in keys)} whose tested "
-            "weights have the best mean validation accuracy over seeds is kept; the answer and "
-            "the tables above use only those. Test accuracy never chooses."
-            + (" The candidates raced (`race_seeds`): each trained the first seeds "
-               "(`compared_on_seeds`), where they are compared; only the best there trained "
-               "the other seeds (`n_seeds`)." if "compared_on_seeds" in selection else ""), "",
+    score = "val_accuracy_mean" if "val_accuracy_mean" in selection else "fit_accuracy_mean"
+    shown = selection.assign(**{
+        score: selection[score].map(pct),
+        "selected": selection["selected"].map({True: "**selected**", False: ""})})
+    what = ("tested weights have the best mean validation accuracy" if score == "val_accuracy_mean"
+            else "runs fit the most of their training labels (mean fit accuracy)")
+    return ["## Selection on validation" if score == "val_accuracy_mean" else
+            "## Selection on the fit of the training labels", "",
+            f"For each configuration, the {', '.join(f'`{k}`' for k in keys)} whose {what} "
+            "over seeds is kept; the answer and the tables above use only those. Test accuracy "
+            "never chooses."
+            + (" The candidates raced (`report.race_seeds`): each trained the smallest seeds "
+               "(`compared_on_seeds`), where they are compared (a candidate missing one of "
+               "them cannot win; a tie goes to the smallest setting); only the best there "
+               "trained the other seeds (`n_seeds`)." if "compared_on_seeds" in selection
+               else ""), "",
             markdown(shown), ""]
 
 

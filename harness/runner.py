@@ -78,6 +78,7 @@ def job_params(config: dict, splits: data.Splits) -> dict:
         # only where it stops early: a run without it trained every epoch
         **({"patience": config["train"]["patience"]} if config["train"].get("patience") else {}),
         **({"width": config["model"]["width"]} if config["model"]["cell"] == "conv" else {}),
+        **({"random_inputs": 1} if config["data"].get("random_inputs") else {}),
         # the synthetic task: which draw of motifs, and whether each epoch has new data
         **({"motifs_seed": config["data"]["seed"],
             "fresh_each_epoch": int(bool(config["data"].get("fresh_each_epoch")))}

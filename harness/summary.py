@@ -10,17 +10,20 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from harness.selection import race_choice, race_seeds_of
+
 
 # One configuration = these columns; a row of summary.csv per configuration.
 CONFIG_COLUMNS = [
     "units", "cell", "width", "dataset", "batch_size", "timesteps", "train_size",
     "fresh_each_epoch", "motifs_seed",  # the synthetic task's: new data each epoch, motif draw
-    "label_noise", "epochs", "learning_rate",
+    "label_noise", "random_inputs", "epochs", "learning_rate",
     "patience",  # patience: only runs that stop early have it
 ]
 NUMERIC_PARAMS = [
     "units", "batch_size", "timesteps", "input_dim", "num_classes", "epochs", "learning_rate",
     "seed", "train_size", "label_noise", "patience", "fresh_each_epoch", "motifs_seed", "width",
+    "random_inputs",
 ]
 SUMMARY_METRICS = [
     "test_accuracy", "train_accuracy", "generalization_gap", "best_val_accuracy",
@@ -108,6 +111,12 @@ def interval(values: pd.Series, metric: str) -> tuple[float, float]:
     return t_interval(values, BOUNDS.get(metric, (-np.inf, np.inf)))
 
 
+def interval_kind(seeds: int) -> str:
+    """What a row's *_ci_low and *_ci_high columns hold (`interval`): "t95" (the bounded 95%
+    t-interval), "range" (the seeds' min–max) or "none" (one seed)."""
+    return "t95" if seeds >= MIN_SEEDS_FOR_CI else "range" if seeds > 1 else "none"
+
+
 def interval_text(summary: pd.DataFrame) -> str:
     """How the report's intervals were made, for its footer."""
     seeds = summary["n_seeds"] if "n_seeds" in summary else pd.Series(dtype=int)
@@ -139,6 +148,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     for key, group in frame.groupby(columns, dropna=False, sort=True):
         row = dict(zip(columns, key if isinstance(key, tuple) else (key,)))
         row["n_seeds"] = int(group["seed"].nunique())
+        row["interval"] = interval_kind(row["n_seeds"])  # what every *_ci_low/_ci_high holds
         row["param_count"] = int(group["param_count"].iloc[0])
         if "num_classes" in group:
             row["num_classes"] = int(group["num_classes"].iloc[0])
@@ -148,42 +158,53 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(columns).reset_index(drop=True)
 
 
-def select(summary: pd.DataFrame, keys: list[str], frame: pd.DataFrame | None = None
+def select(summary: pd.DataFrame, keys: list[str], frame: pd.DataFrame | None = None,
+           on: str = "final_val_accuracy", race_seeds: int = 0
            ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Model selection on validation: for each configuration apart from the selected training
     settings (`keys`, e.g. ["train.learning_rate"]), the row whose tested weights have the best
-    mean validation accuracy over seeds. Test metrics never enter. With `frame` (its runs, one
-    row per seed), candidates that trained different seeds — a race (race_seeds) trains the
-    losers on its first seeds only — are compared on the seeds all of them trained: the race's
-    own decision. Returns the selected rows and the selection table (every candidate, its
-    validation accuracy on the seeds compared, `selected`)."""
+    mean validation accuracy over seeds (`on`; a memorisation study chooses on fit_accuracy,
+    the fit of its training labels); a tie goes to the smallest setting. Test metrics never
+    enter. A study that raced (`race_seeds` > 0, `frame` its runs, one row per seed) chooses by
+    the race's own rule (harness/selection.py: compared on the race's seeds, a candidate with
+    one of them missing out), so the report keeps the setting the sweep trained further.
+    Returns the selected rows and the selection table (every candidate, its score on the seeds
+    compared, `selected`)."""
     chosen = [key.split(".")[-1] for key in keys]
     columns = [c for c in CONFIG_COLUMNS if c in summary and c not in chosen]
-    score = ("final_val_accuracy_mean" if "final_val_accuracy_mean" in summary
+    score = (f"{on}_mean" if f"{on}_mean" in summary or on != "final_val_accuracy"
              else "best_val_accuracy_mean")
-    scores, compared = summary[score].copy(), pd.Series("all", index=summary.index)
-    if frame is not None and not frame.empty:
+    scores = summary[score].copy()
+    configurations = summary.groupby(columns, dropna=False, sort=False).ngroup()
+    compared = pd.Series("all", index=summary.index)
+    winners = {}
+    if race_seeds and frame is not None and not frame.empty:
         config = [c for c in CONFIG_COLUMNS if c in summary]
         runs = frame.merge(summary[config].reset_index(), on=config)
-        seeds = runs.groupby("index")["seed"].apply(frozenset)
-        groups = summary.groupby(columns, dropna=False, sort=False).ngroup()
-        for _, members in groups.groupby(groups):
-            common = frozenset.intersection(*seeds[members.index])
-            if all(seeds[i] == common for i in members.index):
-                continue
-            for i in members.index:
-                shared = runs[(runs["index"] == i) & runs["seed"].isin(common)]
-                scores[i] = shared[score.removesuffix("_mean")].mean()
-                compared[i] = ", ".join(str(int(s)) for s in sorted(common))
-    best = scores.groupby([summary[c] for c in columns], dropna=False, sort=False).idxmax()
+        by_seed = {i: dict(zip(rows["seed"].astype(int), rows[score.removesuffix("_mean")]))
+                   for i, rows in runs.groupby("index")}
+        for number, members in configurations.groupby(configurations):
+            candidates = [(tuple(summary.loc[i, c] for c in chosen), by_seed.get(i, {}))
+                          for i in members.index]
+            seeds = race_seeds_of(candidates, race_seeds)
+            for i, (_, per_seed) in zip(members.index, candidates):
+                values = [per_seed.get(seed, np.nan) for seed in seeds]
+                scores[i] = float(np.mean(values)) if seeds else np.nan
+                compared[i] = ", ".join(map(str, seeds))
+            winner = race_choice(candidates, race_seeds)
+            if winner is not None:
+                winners[number] = members.index[winner]
+    best = [winners.get(number, group.idxmax() if group.notna().any() else group.index[0])
+            for number, group in scores.groupby(configurations)]
     table = summary[[c for c in (*columns, *chosen) if c in summary]].copy()
-    table["val_accuracy_mean"] = scores
+    table["val_accuracy_mean" if on == "final_val_accuracy" else f"{on}_mean"] = scores
     table["n_seeds"] = summary["n_seeds"]
-    if (compared != "all").any():
+    if race_seeds:
         table["compared_on_seeds"] = compared
-    table["selected"] = summary.index.isin(best.to_numpy())
-    selected = summary.loc[sorted(best.to_numpy())].reset_index(drop=True)
+    table["selected"] = summary.index.isin(best)
+    selected = summary.loc[sorted(best)].reset_index(drop=True)
     selected.attrs["selected"] = chosen  # settings chosen per configuration, not factors
+    selected.attrs["selected_on"] = on
     return selected, table
 
 

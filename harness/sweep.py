@@ -25,8 +25,9 @@ from harness.compose import check_names, composed_jobs, job_overrides
 from harness.config import ConfigError, check_sweep, run_key
 from harness.console import fail
 from harness.job import job
-from harness.plan import (SweepState, idle_jobs, job_cost, job_pack, plan_packs, race_plan,
-                          race_winner)
+from harness.plan import (SweepState, idle_jobs, job_cost, job_pack, plan_packs,
+                          race_candidates, race_plan)
+from harness.selection import race_choice
 from harness.study import EXPERIMENTS, choices, question_text
 
 
@@ -43,6 +44,7 @@ class Sweep:
         try:
             configs = composed_jobs(config, jobs)
             check_sweep(configs)
+            self.race = race_plan(configs, jobs)
         except ConfigError as error:
             fail(str(error))
         try:
@@ -80,7 +82,7 @@ class Sweep:
                  for job, key in zip(configs, runs)]
         self.uri, self.parent, self.study = uri, parent, study
         self.configs, self.runs, self.finished = configs, runs, finished
-        self.race = race_plan(configs, jobs)
+        self.costs = costs  # by the sweep's grid
         if self.race:  # the first seeds of every candidate first; the winners' rest later
             self.first = sorted(n for group in self.race for c in group for n in c["first"])
             # each later job is the winner's, unknown yet: a candidate's share of its cost
@@ -119,22 +121,27 @@ class Sweep:
     def race_text(self) -> str:
         """How the sweep races, for its first line."""
         seeds = sorted({config["seed"] for config in self.configs})
-        race = self.configs[0]["race_seeds"]
-        keys = ", ".join(self.configs[0]["report"]["select"])
-        return (f" ({keys} race: {sum(map(len, self.race))} candidates of {len(self.race)} "
-                f"configurations train seed{'s' if race > 1 else ''} "
+        report = self.configs[0]["report"]
+        race = report["race_seeds"]
+        return (f" ({', '.join(report['select'])} race: {sum(map(len, self.race))} candidates "
+                f"of {len(self.race)} configurations train seed{'s' if race > 1 else ''} "
                 f"{', '.join(map(str, seeds[:race]))}, then each configuration's best on "
-                f"validation trains seeds {', '.join(map(str, seeds[race:]))})")
+                f"{report.get('select_on', 'final_val_accuracy')} trains seeds "
+                f"{', '.join(map(str, seeds[race:]))})")
 
     def second_rung(self) -> list[int]:
-        """After the race's first seeds: each configuration's winner (race_winner on the
-        tracking store's validation accuracies) and the numbers, in the sweep's grid, of its
-        jobs on the other seeds, in launch order. The counts, the live display and what the
-        jobs are told (the idle jobs' numbers for a launcher that skips them) follow."""
-        scores = tracking.finished_metric(self.uri, self.study, "final_val_accuracy")
+        """After the race's first seeds: each configuration's winner (race_choice on the
+        tracking store's scores, the rule the report chooses by) and the numbers, in the
+        sweep's grid, of its jobs on the other seeds, in launch order. The counts, the costs,
+        the live display and what the jobs are told (the idle jobs' numbers for a launcher that
+        skips them) follow."""
+        report = self.configs[0]["report"]
+        metric = report.get("select_on", "final_val_accuracy")
+        scores = tracking.finished_metric(self.uri, self.study, metric)
         launch, chosen = [], []
         for group in self.race:
-            winner = race_winner(group, self.runs, scores)
+            winner = race_choice(race_candidates(group, self.configs, self.runs, scores),
+                                 report["race_seeds"])
             if winner is None:  # no candidate finished its first seeds: nothing to go on with
                 self.total -= len(group[0]["rest"])
                 continue
@@ -146,12 +153,14 @@ class Sweep:
         self.skipped += len(done)
         self.state.idle += [len(self.first) + i for i in done]
         self.state.total = self.total
+        self.state.costs = self.state.costs[:len(self.first)] + [self.costs[n] for n in launch]
         self.state.publish()
         if self.live:
-            self.live.rescale(total=self.total, skipped=self.skipped)
+            costs = {self.runs[n]: self.costs[n] for n in [*self.first, *launch]}
+            self.live.rescale(total=self.total, skipped=self.skipped, costs=costs)
         counts = ", ".join(f"{setting} for {chosen.count(setting)}"
                            for setting in dict.fromkeys(chosen))
-        line = (f"race decided on validation: {counts or 'no configuration finished its first seeds'}"
+        line = (f"race decided on {metric}: {counts or 'no configuration finished its first seeds'}"
                 f"; {len(launch)} runs on the other seeds follow")
         if self.live:
             self.live.progress.console.print(line, markup=False, highlight=False)

@@ -35,9 +35,11 @@ CASES = [
     (["report.target='0.9 of bayes'"], "report.target"),  # MNIST has no known ceiling
     (["report.select=[train.momentum]"], "report.select"),
     (["train.patience=-1"], "train.patience"),
-    (["race_seeds=-1"], "race_seeds"),
-    (["race_seeds=1"], "race_seeds"),  # smoke selects nothing: nothing to race
-    (["race_seeds=2", "report.select=[train.learning_rate]"], "race_seeds"),  # 2 seeds: none left
+    (["report.race_seeds=-1"], "report.race_seeds"),
+    (["report.select_on=test_accuracy"], "report.select_on"),  # test never chooses
+    (["data.random_inputs=maybe"], "data.random_inputs"),
+    (["report.race_seeds=1"], "report.race_seeds"),  # smoke selects nothing: nothing to race
+    (["report.race_seeds=2", "report.select=[train.learning_rate]"], "report.race_seeds"),  # 2 seeds: none left
     (["data=cifar"], "data"),
     (["model=transformer"], "model"),
     (["model=lstm,transformer"], "model"),

@@ -95,6 +95,31 @@ def test_splits_sizes_noise_and_clean_evaluation():
     assert len(full.y_train) == 55000 and np.array_equal(full.y_train, full.y_train_clean)
 
 
+def test_random_inputs_replace_the_training_images_only():
+    """data.random_inputs: the training images become uniform noise drawn from data.seed (the
+    same each time, another for another seed); labels, validation and test are MNIST's; and a
+    config without the key keeps the run_key it had before the key existed."""
+    from harness.compose import study_jobs
+    from harness.config import run_key
+
+    images = data.mnist_splits(train_size=500, label_noise=1.0, seed=3)
+    noise = data.mnist_splits(train_size=500, label_noise=1.0, seed=3, random_inputs=True)
+    assert noise.x_train.shape == images.x_train.shape and noise.x_train.dtype == np.float32
+    assert 0 <= noise.x_train.min() and noise.x_train.max() < 1
+    assert abs(noise.x_train.mean() - 0.5) < 0.01  # uniform, not images (MNIST's mean ~0.13)
+    assert np.array_equal(noise.y_train, images.y_train)
+    assert np.array_equal(noise.x_val, images.x_val) and np.array_equal(noise.x_test, images.x_test)
+    again = data.mnist_splits(train_size=500, label_noise=1.0, seed=3, random_inputs=True)
+    other = data.mnist_splits(train_size=500, label_noise=1.0, seed=4, random_inputs=True)
+    assert np.array_equal(again.x_train, noise.x_train)
+    assert not np.array_equal(other.x_train, noise.x_train)
+    config = study_jobs("smoke", ["model.units=4", "seed=0"])[0]
+    assert config["data"]["random_inputs"] is False
+    before = {**config, "data": {k: v for k, v in config["data"].items() if k != "random_inputs"}}
+    assert run_key(config) == run_key(before)
+    assert run_key({**config, "data": {**config["data"], "random_inputs": True}}) != run_key(config)
+
+
 @pytest.mark.parametrize(
     "settings,key",
     [

@@ -90,6 +90,30 @@ def test_selection_on_validation_never_looks_at_test():
     assert lines[0].startswith("- The smallest LSTM") and "learning_rate=" not in lines[0]
 
 
+def test_a_raced_selection_keeps_what_the_race_kept():
+    """After a race the report chooses by the race's rule: compared on the race's seeds (0, 1),
+    where a candidate with a failed run cannot win even with the best score, and a loser's
+    older runs on other seeds (a full grid run before) do not count."""
+    rows = []
+    for rate, vals in [(0.001, {0: 0.80, 1: 0.80, 2: 0.99, 3: 0.99, 4: 0.99}),
+                       (0.01, {seed: 0.85 for seed in range(5)}),
+                       (0.03, {0: 0.99})]:  # its seed-1 run failed
+        for seed, val in vals.items():
+            rows.append(dict(units=4, cell="lstm", dataset="mnist", batch_size=128, timesteps=28,
+                             train_size=1000, label_noise=0.0, epochs=5, learning_rate=rate,
+                             seed=seed, param_count=400, test_accuracy=0.5,
+                             train_accuracy=0.5, generalization_gap=0.0, best_val_accuracy=val,
+                             final_val_accuracy=val, epoch_time_s=1.0))
+    frame = pd.DataFrame(rows)
+    selected, table = summaries.select(summaries.summarize(frame), ["train.learning_rate"],
+                                       frame, race_seeds=2)
+    assert selected["learning_rate"].tolist() == [0.01] and selected["n_seeds"].tolist() == [5]
+    assert (table["compared_on_seeds"] == "0, 1").all()
+    assert table.set_index("learning_rate")["val_accuracy_mean"].loc[0.001] == pytest.approx(0.80)
+    plain, _ = summaries.select(summaries.summarize(frame), ["train.learning_rate"], frame)
+    assert plain["learning_rate"].tolist() == [0.03]  # unraced: each candidate's own mean
+
+
 def test_minimal_units_edge_cases():
     summary = summaries.summarize(table({
         2: [0.50, 0.52, 0.54], 4: [0.80, 0.95, 0.99], 8: [0.93, 0.935, 0.94],
@@ -245,6 +269,26 @@ def test_memorization_report(tmp_path):
     assert "90%" not in text
 
 
+@pytest.mark.slow
+def test_memorization_on_random_inputs_chooses_on_the_fit(tmp_path):
+    """memorize_noise, shrunk: uniform-noise inputs with random labels; the learning rates race
+    on seed 0 and the one whose runs fit most of their labels is kept — validation (MNIST,
+    unrelated to noise) does not choose; the answer says it is Collins et al.'s kind of data."""
+    folder, text, answer, summary = tiny_report(
+        tmp_path, "memorize_noise", "backend=tensorflow", "model.units=4", "data.train_size=40",
+        "train.learning_rate=0.001,0.03", "seed=0,1", "train.epochs=3",
+    )
+    selection = pd.read_csv(folder / "selection.csv")
+    assert "fit_accuracy_mean" in selection and "val_accuracy_mean" not in selection
+    kept = selection[selection["selected"]].iloc[0]
+    assert kept["fit_accuracy_mean"] == selection["fit_accuracy_mean"].max()
+    assert (kept["n_seeds"], selection[~selection["selected"]]["n_seeds"].iloc[0]) == (2, 1)
+    assert summary["random_inputs"].tolist() == [1] and summary["n_seeds"].tolist() == [2]
+    assert "## Selection on the fit of the training labels" in text
+    assert "the same kind of data here" in answer and "real MNIST inputs" not in answer
+    assert "with the learning rate chosen per size and subset on the fit" in answer
+
+
 def test_memorization_says_where_bits_still_rise():
     """The bits of a size still growing at the largest subset are said to be unsaturated; a
     size whose bits stopped growing is not named."""
@@ -307,7 +351,7 @@ def test_tuned_capacity_report_selects_on_validation(tmp_path):
     other seeds; early stopping recorded, the budget stated."""
     folder, text, answer, summary = tiny_report(
         tmp_path, "units_mnist_tuned", "backend=tensorflow", "model.units=4",
-        "train.learning_rate=0.001,0.01", "seed=0,1,2", "race_seeds=1", "train.epochs=3",
+        "train.learning_rate=0.001,0.01", "seed=0,1,2", "report.race_seeds=1", "train.epochs=3",
         "train.patience=1", "data.train_size=300", "data.val_size=100",
     )
     assert "selection.csv" in {p.name for p in folder.iterdir()}
@@ -395,3 +439,23 @@ def test_a_long_report_becomes_a_description_that_fits(tmp_path, caplog):
     assert len(text) <= 8000 and text.endswith("artifact `report/report.md`.")
     assert text.startswith(paragraphs[0]) and text.split("\n\n")[-2] in paragraphs
     assert "truncated" not in caplog.text
+
+
+def test_budget_sensitivity_says_whether_the_answer_moves():
+    """Sizes at two budgets: the smallest size reaching the target, by mean and by whole
+    interval, per budget on the sizes both ran, and whether it moved."""
+    rows = []
+    for patience, epochs, accuracies in [(2, 15, {4: [0.85, 0.86, 0.87], 6: [0.91, 0.92, 0.93],
+                                                  8: [0.95] * 3}),
+                                         (4, 30, {4: [0.90, 0.91, 0.92], 6: [0.93, 0.94, 0.95],
+                                                  8: [0.96] * 3, 12: [0.97] * 3})]:
+        rows += table(accuracies, patience=patience, epochs=epochs).to_dict("records")
+    summary = summaries.summarize(pd.DataFrame(rows))
+    line = analyses.budget_sensitivity(summary, 0.9)[0]
+    assert line.startswith("- **Budget sensitivity** (sizes 4, 6, 8, which every budget ran)")
+    assert "epochs=15, patience=2: 6 units (whole interval: 6 units)" in line
+    assert "epochs=30, patience=4: 4 units (whole interval: 4 units)" in line
+    assert line.endswith("the answer moves with the budget.")
+    same = summaries.summarize(pd.DataFrame([r for r in rows if r["units"] != 4]))
+    assert analyses.budget_sensitivity(same, 0.9)[0].endswith("holds when the budget grows.")
+    assert analyses.budget_sensitivity(summaries.summarize(table({4: [0.9]})), 0.9) == []

@@ -179,3 +179,48 @@ def test_parallel_workers_compose_each_group_choice_once_as_hydra_would():
     assert OmegaConf.to_container(got)["data"]["name"] == "motifs"
     assert [OmegaConf.to_container(c)["model"]["cell"] for c in composition._worker_compositions.values()] == [
         "lstm", "gru", "lstm"]
+
+
+def test_race_plan_groups_by_overrides_and_picks_on_validation():
+    """A race's configurations are the jobs whose overrides differ only in seed and the raced
+    setting — also where data.seed follows the seed (units_mnist_tuned) —; the smallest seeds
+    of every candidate race, and the winner is the best mean on them (a tie to the smallest
+    setting), a candidate with a missing or NaN first run out; a setting with nothing to race
+    against is refused."""
+    from harness.compose import study_jobs
+    from harness.config import ConfigError, run_key
+    from harness.plan import race_candidates, race_plan
+    from harness.selection import race_choice
+
+    overrides = ["model.units=4,8", "train.learning_rate=0.03,0.001,0.01", "seed=2,0,1"]
+    configs = study_jobs("units_mnist_tuned", overrides)
+    jobs = [[f"model.units={c['model']['units']}", f"train.learning_rate={c['train']['learning_rate']}",
+             f"seed={c['seed']}"] for c in configs]
+    assert len({c["data"]["seed"] for c in configs}) == 3  # the split follows the seed
+    assert all(c["report"]["race_seeds"] == 2 for c in configs)
+    plan = race_plan(configs, jobs)
+    assert len(plan) == 2 and all(len(group) == 3 for group in plan)
+    for group in plan:
+        for candidate in group:
+            firsts = [configs[n] for n in candidate["first"]]
+            rests = [configs[n] for n in candidate["rest"]]
+            assert sorted(c["seed"] for c in firsts) == [0, 1] and [c["seed"] for c in rests] == [2]
+            assert len({(c["model"]["units"], c["train"]["learning_rate"])
+                        for c in firsts + rests}) == 1
+    keys = [run_key(c) for c in configs]
+    group = plan[0]  # learning rates 0.03, 0.001, 0.01 in the sweep's order
+    scores = {keys[n]: 0.5 for candidate in group for n in candidate["first"]}
+    assert race_choice(race_candidates(group, configs, keys, scores), 2) == 1  # tie: 0.001
+    scores[keys[group[2]["first"][0]]] = 0.9  # 0.01: best on one of seeds 0 and 1
+    assert race_choice(race_candidates(group, configs, keys, scores), 2) == 2
+    del scores[keys[group[2]["first"][1]]]  # its other first run failed: it cannot win
+    assert race_choice(race_candidates(group, configs, keys, scores), 2) == 1
+    scores[keys[group[1]["first"][0]]] = float("nan")  # a NaN score is no score
+    assert race_choice(race_candidates(group, configs, keys, scores), 2) == 0
+    assert race_choice(race_candidates(group, configs, keys, {}), 2) is None
+    no_race = [{**c, "report": {**c["report"], "race_seeds": 0}} for c in configs]
+    assert race_plan(no_race, jobs) is None
+    one = study_jobs("units_mnist_tuned", ["model.units=4", "train.learning_rate=0.01", "seed=0,1,2"])
+    with pytest.raises(ConfigError, match="^report.race_seeds: 2, but the jobs model.units=4"):
+        race_plan(one, [[f"model.units=4", "train.learning_rate=0.01", f"seed={c['seed']}"]
+                        for c in one])

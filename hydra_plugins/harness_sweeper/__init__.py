@@ -47,6 +47,9 @@ class CheckedSweeper(BasicSweeper):
             size = self.max_batch_size or len(numbers) or 1
             for start in range(0, len(numbers), size):
                 batch = [jobs[number] for number in numbers[start:start + size]]
-                returns.append(self.launcher.launch(batch, initial_job_idx=launched))
+                results = self.launcher.launch(batch, initial_job_idx=launched)
+                for result in results:
+                    _ = result.return_value  # a job that raised: raised here, as Hydra's own
+                returns.append(results)
                 launched += len(batch)
         return returns
