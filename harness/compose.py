@@ -93,7 +93,8 @@ def composing(parsed: list, repository) -> list:
     which compose with them — as Hydra's defaults list tells them apart; the others are values
     Hydra applies to the composed config."""
     return [o for o in parsed
-            if (repository.group_exists(o.key_or_group) and not isinstance(o.value(), dict))
+            if ((repository.group_exists(o.key_or_group) or (CONF / o.key_or_group).is_dir())
+                and not isinstance(o.value(), dict))
             or o.key_or_group.split(".")[0].split("/")[0] == "hydra"]
 
 

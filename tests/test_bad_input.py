@@ -10,6 +10,7 @@ import pytest
 
 from harness.compose import study_jobs
 from harness.config import ConfigError
+from harness.study import EXPERIMENTS, choices
 from tests.conftest import run_sweep
 
 CASES = [
@@ -60,6 +61,14 @@ def test_rejected_with_one_line_naming_the_key(overrides, key):
 def test_a_good_sweep_passes_the_checks():
     jobs = study_jobs("smoke", ["model.units=4,8", "seed=3"])
     assert [(job["model"]["units"], job["seed"]) for job in jobs] == [(4, 3), (8, 3)]
+
+
+@pytest.mark.parametrize("study", choices(EXPERIMENTS))
+def test_every_study_composes_and_passes_the_checks(study):
+    """What the sweep checks before any training, for every committed study as it stands (a
+    swept config group, budget=..., included)."""
+    jobs = study_jobs(study, [])
+    assert jobs and all(job["study"] == study for job in jobs)
 
 
 def test_unknown_key_names_the_keys_allowed_there():
