@@ -101,6 +101,23 @@ def write_report(
     return files, result.metrics
 
 
+# A selection whose winner leads the runner-up by less than this is said to be a close call.
+CLOSE = 0.005
+
+
+def close_calls(selection: pd.DataFrame) -> list[str]:
+    """The configurations (by units) whose chosen setting led the next best by less than CLOSE
+    in the score that chose it."""
+    score = "val_accuracy_mean" if "val_accuracy_mean" in selection else "fit_accuracy_mean"
+    fixed = [c for c in CONFIG_COLUMNS if c in selection and c != "learning_rate"]
+    close = []
+    for _, group in selection.groupby(fixed, dropna=False, sort=True):
+        ranked = group[score].dropna().sort_values(ascending=False)
+        if len(ranked) > 1 and ranked.iloc[0] - ranked.iloc[1] < CLOSE:
+            close.append(f"{int(group['units'].iloc[0])} units")
+    return close
+
+
 def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
                 analysis: str = "capacity", weights: str = "best") -> str:
     """What the answer holds for, in one sentence: the optimiser and how its settings were
@@ -117,9 +134,13 @@ def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
                    "on the fit of its training labels")
                 + " from " + values(selection, "learning_rate"))
         if "compared_on_seeds" in selection:
-            raced = selection["compared_on_seeds"][selection["compared_on_seeds"] != "all"]
+            raced = selection["compared_on_seeds"]
             text += (f" (raced: every rate trained seed{'s' * (', ' in raced.iloc[0])} "
                      f"{raced.iloc[0]}, only the best there the others)")
+        close = close_calls(selection)
+        if close:
+            text += (f" (close calls at {', '.join(close)}: the chosen rate led the next by "
+                     f"under {CLOSE * 100:.1f} points)")
         for name, edge in (("largest", rates.max()), ("smallest", rates.min())):
             if rates.nunique() > 1 and (kept == edge).any():  # the best may lie beyond it
                 text += (f" ({int((kept == edge).sum())} of {len(kept)} chose the {name} "
