@@ -278,12 +278,26 @@ def budget_sensitivity(summary: pd.DataFrame, target) -> list[str]:
 
     text = "; ".join(f"{label}: {units(mean)} (whole interval: {units(low)})"
                      for label, mean, low in answers)
-    means, lows = {a[1] for a in answers}, {a[2] for a in answers}
-    verdict = ("the answer holds when the budget grows" if len(means) == 1 and len(lows) == 1
-               else "the answer moves with the budget")
-    return [f"- **Budget sensitivity** (sizes {', '.join(map(str, sorted(common)))}, which "
-            f"every budget ran): the smallest size reaching {goal_text(target, shared)} — "
-            f"{text}: {verdict}."]
+
+    def verdict(values: list, how: str) -> str:
+        if len(set(values)) == 1:
+            return f"by {how} the answer holds ({units(values[0])})"
+        return f"by {how} it moves ({' → '.join(units(v) for v in values)})"
+
+    lines = [f"- **Budget sensitivity** (sizes {', '.join(map(str, sorted(common)))}, which "
+             f"every budget ran): the smallest size reaching {goal_text(target, shared)} — "
+             f"{text}: {verdict([a[1] for a in answers], 'the mean')}, "
+             f"{verdict([a[2] for a in answers], 'the whole interval')}."]
+    if "best_epoch_mean" in shared and "patience" in shared:
+        # at the largest budget, sizes whose best epoch came within a patience of the cap
+        largest = shared[shared["epochs"] == shared["epochs"].max()]
+        late = largest[largest["best_epoch_mean"] + 1 > largest["epochs"] - largest["patience"]]
+        if len(late):
+            lines[0] += (f" At the largest budget the best epoch of "
+                         f"{', '.join(str(int(u)) for u in late['units'])} units came within "
+                         "its patience of the epoch cap (mean over seeds): more epochs may "
+                         "still move them.")
+    return lines
 
 
 def capacity_metrics(summary: pd.DataFrame, target) -> dict[str, float]:

@@ -449,13 +449,18 @@ def test_budget_sensitivity_says_whether_the_answer_moves():
                                                   8: [0.95] * 3}),
                                          (4, 30, {4: [0.90, 0.91, 0.92], 6: [0.93, 0.94, 0.95],
                                                   8: [0.96] * 3, 12: [0.97] * 3})]:
-        rows += table(accuracies, patience=patience, epochs=epochs).to_dict("records")
+        best = {15: 5, 30: 27}[epochs]  # at 30 epochs the best came within a patience (4) of it
+        rows += table(accuracies, patience=patience, epochs=epochs,
+                      best_epoch=best).to_dict("records")
     summary = summaries.summarize(pd.DataFrame(rows))
     line = analyses.budget_sensitivity(summary, 0.9)[0]
     assert line.startswith("- **Budget sensitivity** (sizes 4, 6, 8, which every budget ran)")
     assert "epochs=15, patience=2: 6 units (whole interval: 6 units)" in line
     assert "epochs=30, patience=4: 4 units (whole interval: 4 units)" in line
-    assert line.endswith("the answer moves with the budget.")
+    assert ("by the mean it moves (6 units → 4 units), by the whole interval it moves (6 units → "
+            "4 units). At the largest budget the best epoch of 4, 6, 8 units came within its "
+            "patience of the epoch cap") in line
     same = summaries.summarize(pd.DataFrame([r for r in rows if r["units"] != 4]))
-    assert analyses.budget_sensitivity(same, 0.9)[0].endswith("holds when the budget grows.")
+    assert ("by the mean the answer holds (6 units), by the whole interval the answer holds "
+            "(6 units).") in analyses.budget_sensitivity(same, 0.9)[0]
     assert analyses.budget_sensitivity(summaries.summarize(table({4: [0.9]})), 0.9) == []
