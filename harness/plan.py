@@ -115,7 +115,7 @@ def plan_packs(configs: list[dict]) -> dict[str, list[list[int]]]:
                 # new data every epoch: each seed draws its own
                 and not config["data"].get("fresh_each_epoch")
                 # a race trains a loser's first seeds only
-                and not config["report"].get("race_seeds")):
+                and not config.get("report", {}).get("race_seeds")):
             groups.setdefault(pack_group(config), (config, set()))[1].add(config["seed"])
     plan = {}
     for key, (config, seeds) in groups.items():

@@ -105,17 +105,30 @@ def write_report(
 CLOSE = 0.005
 
 
-def close_calls(selection: pd.DataFrame) -> list[str]:
-    """The configurations (by units) whose chosen setting led the next best by less than CLOSE
-    in the score that chose it."""
+def margins(selection: pd.DataFrame) -> pd.Series:
+    """Per configuration (indexed by its chosen row), how far the chosen setting's score led
+    the next best's (0: a tie, which goes to the smallest setting)."""
     score = "val_accuracy_mean" if "val_accuracy_mean" in selection else "fit_accuracy_mean"
     fixed = [c for c in CONFIG_COLUMNS if c in selection and c != "learning_rate"]
-    close = []
+    lead = {}
     for _, group in selection.groupby(fixed, dropna=False, sort=True):
-        ranked = group[score].dropna().sort_values(ascending=False)
-        if len(ranked) > 1 and ranked.iloc[0] - ranked.iloc[1] < CLOSE:
-            close.append(f"{int(group['units'].iloc[0])} units")
-    return close
+        chosen = group[group["selected"]]
+        others = group[~group["selected"]][score].dropna()
+        if len(chosen) and len(others):
+            lead[chosen.index[0]] = float(chosen[score].iloc[0] - others.max())
+    return pd.Series(lead, dtype=float)
+
+
+def close_calls(selection: pd.DataFrame) -> list[str]:
+    """The configurations (by units) whose chosen setting led the next best by less than CLOSE
+    in the score that chose it (ties, where the smallest setting was taken, left out)."""
+    lead = margins(selection)
+    close = lead[(lead > 0) & (lead < CLOSE)]
+    units = selection.loc[close.index, "units"]
+    train_sizes = (selection.loc[close.index, "train_size"]
+                   if "train_size" in selection and selection["train_size"].nunique() > 1 else None)
+    return [f"{int(u)} units" + (f" on {int(train_sizes[i]):,}" if train_sizes is not None else "")
+            for i, u in units.items()]
 
 
 def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
@@ -141,9 +154,14 @@ def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
         if close:
             text += (f" (close calls at {', '.join(close)}: the chosen rate led the next by "
                      f"under {CLOSE * 100:.1f} points)")
+        lead = margins(selection)
+        ties = selection.loc[lead[lead <= 0].index, "learning_rate"]
+        if len(ties):
+            text += f" ({len(ties)} of {len(kept)} a tie, the smallest taken)"
+        decided = kept.drop(ties.index, errors="ignore")
         for name, edge in (("largest", rates.max()), ("smallest", rates.min())):
-            if rates.nunique() > 1 and (kept == edge).any():  # the best may lie beyond it
-                text += (f" ({int((kept == edge).sum())} of {len(kept)} chose the {name} "
+            if rates.nunique() > 1 and (decided == edge).any():  # the best may lie beyond it
+                text += (f" ({int((decided == edge).sum())} of {len(kept)} chose the {name} "
                          "tried: one beyond it might do better)")
         parts = [text]
     else:
