@@ -176,6 +176,13 @@ def idle_jobs(configs: list[dict], keys: list[str], finished: set[str],
 # never chooses, and each run is the full grid's run (its run_key).
 
 
+def selected_setting(config: dict) -> tuple:
+    """The values of the settings a study selects (report.select, e.g. train.learning_rate)
+    in this job's config."""
+    return tuple(config[key.split(".")[0]][key.split(".")[1]]
+                 for key in config["report"]["select"])
+
+
 def race_plan(configs: list[dict], jobs: list[list[str]]
               ) -> list[list[dict[str, list[int]]]] | None:
     """The race of a sweep whose jobs race (report.race_seeds > 0): one list per configuration — the
@@ -190,8 +197,7 @@ def race_plan(configs: list[dict], jobs: list[list[str]]
     raced = {"seed", *configs[0]["report"]["select"]}
     groups: dict[str, dict[str, dict[str, list[int]]]] = {}
     for number, (config, overrides) in enumerate(zip(configs, jobs)):
-        setting = json.dumps([config[key.split(".")[0]][key.split(".")[1]]
-                              for key in config["report"]["select"]])
+        setting = json.dumps(selected_setting(config))
         group = json.dumps(sorted(o for o in overrides if o.split("=")[0] not in raced))
         candidate = groups.setdefault(group, {}).setdefault(setting, {"first": [], "rest": []})
         candidate["first" if config["seed"] in racing else "rest"].append(number)
@@ -209,7 +215,6 @@ def race_candidates(group: list[dict], configs: list[dict], keys: list[str],
     """A configuration's candidates as harness.selection.race_choice takes them: each one's
     setting and its score (`scores` by run_key; NaN where its run has not finished) on each of
     its first seeds."""
-    select = configs[0]["report"]["select"]
-    return [(tuple(configs[c["first"][0]][k.split(".")[0]][k.split(".")[1]] for k in select),
+    return [(selected_setting(configs[c["first"][0]]),
              {configs[n]["seed"]: scores.get(keys[n], float("nan")) for n in c["first"]})
             for c in group]

@@ -13,7 +13,7 @@ def race_choice(candidates: list[tuple[tuple, dict[int, float]]], race_seeds: in
     `race_seeds` smallest seeds any of them trained; one without a finite score on each of those
     seeds (a failed or unfinished run) cannot win. The best mean wins; a tie goes to the
     smallest setting. None when no candidate has all those seeds."""
-    seeds = sorted(set().union(*(scores for _, scores in candidates)))[:race_seeds]
+    seeds = race_seeds_of(candidates, race_seeds)
     best, best_key = None, None
     for index, (setting, scores) in enumerate(candidates):
         values = [scores.get(seed, math.nan) for seed in seeds]

@@ -26,7 +26,7 @@ from harness.config import ConfigError, check_sweep, run_key
 from harness.console import fail
 from harness.job import job
 from harness.plan import (SweepState, idle_jobs, job_cost, job_pack, plan_packs,
-                          race_candidates, race_plan)
+                          race_candidates, race_plan, selected_setting)
 from harness.selection import race_choice
 from harness.study import EXPERIMENTS, choices, question_text
 
@@ -147,8 +147,8 @@ class Sweep:
                 continue
             launch += group[winner]["rest"]
             config = self.configs[group[winner]["first"][0]]
-            chosen.append(" ".join(f"{k.split('.')[1]}={config[k.split('.')[0]][k.split('.')[1]]}"
-                                   for k in config["report"]["select"]))
+            chosen.append(" ".join(f"{key.split('.')[1]}={value}" for key, value in
+                                   zip(config["report"]["select"], selected_setting(config))))
         done = [i for i, n in enumerate(launch) if self.runs[n] in self.finished]
         self.skipped += len(done)
         self.state.idle += [len(self.first) + i for i in done]
