@@ -297,7 +297,30 @@ def budget_sensitivity(summary: pd.DataFrame, target) -> list[str]:
                          f"{', '.join(str(int(u)) for u in late['units'])} units came within "
                          "its patience of the epoch cap (mean over seeds): more epochs may "
                          "still move them.")
+    lines[0] += budget_gains(shared, factors)
     return lines
+
+
+def budget_gains(shared: pd.DataFrame, factors: list[str]) -> str:
+    """Which sizes' test accuracy changed from the smallest budget to the largest by more
+    than their seeds scatter (Welch's t-test, p < 0.05), and which did not."""
+    small, large = (shared[shared["epochs"] == shared["epochs"].agg(end)]
+                    for end in ("min", "max"))
+    if small["epochs"].iloc[0] == large["epochs"].iloc[0] or "test_accuracy_std" not in shared:
+        return ""
+    beyond, within = [], []
+    for units, before in small.set_index("units").iterrows():
+        after = large.set_index("units").loc[units]
+        p = stats.ttest_ind_from_stats(after["test_accuracy_mean"], after["test_accuracy_std"],
+                                       after["n_seeds"], before["test_accuracy_mean"],
+                                       before["test_accuracy_std"], before["n_seeds"],
+                                       equal_var=False).pvalue
+        gain = (after["test_accuracy_mean"] - before["test_accuracy_mean"]) * 100
+        change = f"{int(units)} ({gain:+.1f})"
+        (beyond if p < 0.05 else within).append(change)
+    return (f" Test accuracy from the smallest budget to the largest, in points: beyond seed "
+            f"noise (Welch's t, p < 0.05) at {', '.join(beyond) or 'no size'} units; within it "
+            f"at {', '.join(within) or 'no size'}.")
 
 
 def capacity_metrics(summary: pd.DataFrame, target) -> dict[str, float]:
@@ -986,7 +1009,7 @@ def memorization_answer(table: pd.DataFrame, budget: str, *, random_inputs: bool
     # every size whose best interval reaches the top's: the seeds cannot tell them apart
     peaks = table.loc[table.groupby("units")["bits_per_param_mean"].idxmax()]
     tied = peaks[peaks["bits_per_param_ci_high"] >= top["bits_per_param_ci_low"]]
-    rising, peaked = [], []  # bits still growing by > 5% at the largest subset, or not
+    rising, peaked, smallest = [], [], []  # bits still growing by > 5% at the largest subset
     for units, group in table.groupby("units"):
         if len(group) >= 2 and group["bits_mean"].iloc[-1] > 1.05 * group["bits_mean"].iloc[-2]:
             rising.append(f"LSTM({units}) {group['bits_mean'].iloc[-2]:,.0f} → "
@@ -994,18 +1017,22 @@ def memorization_answer(table: pd.DataFrame, budget: str, *, random_inputs: bool
         else:
             at = group.loc[group["bits_mean"].idxmax(), "train_size"]
             peaked.append(f"LSTM({units}) at {int(at):,} images")
+            if at == table["train_size"].min():
+                smallest.append(f"LSTM({units})")
     best = (f"at least {top['bits_per_param_mean']:.2f} bits per parameter (LSTM({int(top['units'])})"
             f" on {int(top['train_size']):,} images)")
     if len(tied) > 1:
-        best += (", indistinguishable over these seeds from " + ", ".join(
+        best += (", its seeds' range overlapping " + ", ".join(
             f"LSTM({int(row['units'])})'s {row['bits_per_param_mean']:.2f}"
             for _, row in tied.iterrows() if row["units"] != top["units"]))
     lines.append(
         f"- Best: {best}. "
         + (f"Still rising at the largest subset ({int(table['train_size'].max()):,} images): "
-           f"{'; '.join(rising)} — a larger subset may show more: that capacity was not "
-           "reached. " if rising else "")
-        + (f"Peaked under this recipe: {', '.join(peaked)}, falling after." if peaked else "")
+           f"{'; '.join(rising)} — a larger subset may show more: the peak over subset sizes "
+           "was not found. " if rising else "")
+        + (f"Peaked under this recipe: {', '.join(peaked)}, falling after" if peaked else "")
+        + (f" ({', '.join(smallest)}: the smallest subset tried, a smaller one may store more "
+           "per parameter)" if smallest else "") + ("." if peaked else "")
     )
     differences = [] if random_inputs else [
         "real MNIST inputs (similar images with unrelated labels)"]

@@ -46,8 +46,9 @@ def run_key(config: dict) -> str:
         affecting["backend"] = config["backend"]
     if not affecting["data"].get("random_inputs", True):  # real images, as before the key
         affecting["data"] = {k: v for k, v in affecting["data"].items() if k != "random_inputs"}
-    if not affecting["train"].get("patience"):  # training every epoch, as before the key
-        affecting["train"] = {k: v for k, v in affecting["train"].items() if k != "patience"}
+    for key in ("patience", "updates"):  # 0: training every epoch, as before the key
+        if not affecting["train"].get(key):
+            affecting["train"] = {k: v for k, v in affecting["train"].items() if k != key}
     # Runs from before the harness owned the batch order (Keras's shuffle, packs sharing one
     # order) are other results and must not count as finished.
     affecting["batch_order"] = BATCH_ORDER
@@ -89,6 +90,13 @@ def check_config(config: dict) -> None:
     if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
         raise ConfigError(f"train.patience: {patience!r} is not allowed; use an integer ≥ 0 "
                           "(0: no early stopping)")
+    updates = train.get("updates", 0)
+    if isinstance(updates, bool) or not isinstance(updates, int) or updates < 0:
+        raise ConfigError(f"train.updates: {updates!r} is not allowed; use an integer ≥ 0 "
+                          "(0: train.epochs passes over the training set)")
+    if updates % epochs:
+        raise ConfigError(f"train.updates: {updates} is not a multiple of train.epochs {epochs} "
+                          "(the validations, one every updates / epochs batches); use one")
     seed = config["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed: {seed!r} is not allowed; use an integer ≥ 0")

@@ -143,10 +143,12 @@ def job_cost(config: dict, pack: list[int] | None) -> float:
         return 0.0  # trained by its pack's first job
     timesteps, input_dim, _ = data.sequence_shape(config["data"]["name"],
                                                   data.settings(config["data"]))
-    examples = config["data"].get("train_size") or 55000
+    train = config["train"]
+    seen = (train["updates"] * train["batch_size"] if train.get("updates") else
+            train["epochs"] * (config["data"].get("train_size") or 55000))  # examples trained on
     epoch = epoch_cost(config["model"]["units"], len(pack) if pack else 1, input_dim,
                        config.get("backend", "tensorflow"))
-    return config["train"]["epochs"] * epoch * examples / 55000 * timesteps / 28
+    return epoch * seen / 55000 * timesteps / 28
 
 
 def idle_jobs(configs: list[dict], keys: list[str], finished: set[str],

@@ -78,7 +78,7 @@ def write_report(
         "## Answer",
         "",
         *result.answer,
-        budget_line(summary, selection, name, settings.get("weights", "best")),
+        budget_line(summary, selection, name, settings.get("weights", "best"), frame),
         "",
         *(selection_section(selection, keys) if selection is not None else []),
         *[block for section in result.sections if section for block in (section, "")],
@@ -119,23 +119,44 @@ def margins(selection: pd.DataFrame) -> pd.Series:
     return pd.Series(lead, dtype=float)
 
 
+def labels(table: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
+    """Names for `rows` of `table`'s configurations: their units and, of the other columns
+    that vary in `table` (the selected learning rate aside), their values ("6 units, patience
+    4")."""
+    varying = [c for c in CONFIG_COLUMNS if c in table and c not in ("units", "learning_rate")
+               and table[c].nunique() > 1]
+    return [f"{int(row['units'])} unit{'s' * (row['units'] != 1)}"
+            + "".join(f", {c} {fmt(row[c])}" for c in varying) for _, row in rows.iterrows()]
+
+
 def close_calls(selection: pd.DataFrame) -> list[str]:
-    """The configurations (by units) whose chosen setting led the next best by less than CLOSE
-    in the score that chose it (ties, where the smallest setting was taken, left out)."""
+    """The configurations whose chosen setting led the next best by less than CLOSE in the
+    score that chose it (ties, where the smallest setting was taken, left out)."""
     lead = margins(selection)
-    close = lead[(lead > 0) & (lead < CLOSE)]
-    units = selection.loc[close.index, "units"]
-    train_sizes = (selection.loc[close.index, "train_size"]
-                   if "train_size" in selection and selection["train_size"].nunique() > 1 else None)
-    return [f"{int(u)} units" + (f" on {int(train_sizes[i]):,}" if train_sizes is not None else "")
-            for i, u in units.items()]
+    return labels(selection, selection.loc[lead[(lead > 0) & (lead < CLOSE)].index])
+
+
+def capped(summary: pd.DataFrame, frame: pd.DataFrame | None) -> list[str]:
+    """The configurations with seeds that trained every epoch allowed (early stopping never
+    stopped them: they may still improve), each with how many of its seeds did."""
+    if frame is None or "epochs_trained" not in frame:
+        return []
+    columns = [c for c in CONFIG_COLUMNS if c in summary and c in frame]
+    runs = frame[columns + ["epochs_trained"]].copy()
+    runs["capped"] = runs["epochs_trained"] >= runs["epochs"]
+    counts = runs.groupby(columns, dropna=False)["capped"].agg(["sum", "size"]).reset_index()
+    hit = counts[counts["sum"] > 0]
+    return [f"{name} ({int(row['sum'])} of {int(row['size'])} seeds)"
+            for name, (_, row) in zip(labels(summary, hit), hit.iterrows())]
 
 
 def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
-                analysis: str = "capacity", weights: str = "best") -> str:
-    """What the answer holds for, in one sentence: the optimiser and how its settings were
+                analysis: str = "capacity", weights: str = "best",
+                frame: pd.DataFrame | None = None) -> str:
+    """What the answer is for, in one sentence: the optimiser and how its settings were
     chosen, how long each model trained (and which did not converge, and what that means for
-    the analysis's figures), the batch and seeds."""
+    the analysis's figures), the batch and seeds. `frame`: the counted runs, one per seed, to
+    say which seeds early stopping never stopped."""
     def values(frame, column):
         return "/".join(fmt(v) for v in sorted(frame[column].dropna().unique()))
 
@@ -152,8 +173,10 @@ def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
                      f"{raced.iloc[0]}, only the best there the others)")
         close = close_calls(selection)
         if close:
-            text += (f" (close calls at {', '.join(close)}: the chosen rate led the next by "
-                     f"under {CLOSE * 100:.1f} points)")
+            text += (f" (close calls at {'; '.join(close)}: the chosen rate led the next by "
+                     f"under {CLOSE * 100:.1f} points on "
+                     + ("the race's seeds, where another draw of seeds may choose otherwise)"
+                        if "compared_on_seeds" in selection else "the mean over seeds)"))
         lead = margins(selection)
         ties = selection.loc[lead[lead <= 0].index, "learning_rate"]
         if len(ties):
@@ -176,11 +199,12 @@ def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
     elif patience.notna().any():
         text = (f"early stopping on validation accuracy (patience {values(summary, 'patience')}, "
                 f"at most {values(summary, 'epochs')} epochs, best weights restored)")
-        if "epochs_trained_mean" in summary:
-            capped = summary["epochs_trained_mean"] >= summary["epochs"]
-            text += (f"; {int(capped.sum())} of {len(summary)} configurations used every epoch "
-                     "on every seed and may still improve" if capped.any() else
-                     "; every configuration stopped before the epoch cap")
+        at_cap = capped(summary, frame)
+        if at_cap:
+            text += (f"; seeds that trained every epoch allowed, never stopped, and may still "
+                     f"improve: {'; '.join(at_cap)}")
+        elif frame is not None and "epochs_trained" in frame:
+            text += "; every run stopped before the epoch cap"
         parts.append(text)
     else:
         meaning = {
@@ -194,28 +218,37 @@ def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
     seeds = summary["n_seeds"]
     parts.append(f"batch {values(summary, 'batch_size')}, "
                  f"{seeds.min()}{'' if seeds.min() == seeds.max() else f'–{seeds.max()}'} seeds")
-    return "- **Budget:** this answer holds for " + ", ".join(parts) + "."
+    return "- **Budget:** this answer is for " + ", ".join(parts) + "."
 
 
 def selection_section(selection: pd.DataFrame, keys: list[str]) -> list[str]:
     """The selection table: every candidate setting per configuration, its mean validation
     accuracy over seeds, the one kept."""
     score = "val_accuracy_mean" if "val_accuracy_mean" in selection else "fit_accuracy_mean"
+    raced = "compared_on_seeds" in selection
+    every = f"{score.removesuffix('_mean')}_all_seeds"
     shown = selection.assign(**{
-        score: selection[score].map(pct),
-        "selected": selection["selected"].map({True: "**selected**", False: ""})})
+        column: selection[column].map(pct) for column in (score, every) if column in selection
+    }).assign(selected=selection["selected"].map({True: "**selected**", False: ""}))
+    shown = shown[[c for c in shown if c in (score, every, "n_seeds", "selected")
+                   or shown[c].nunique(dropna=False) > 1]]  # the columns every row shares: out
+    if raced:
+        shown = shown.rename(columns={score: f"{score} (compared seeds)",
+                                      every: f"{every.removesuffix('_all_seeds')}_mean (all seeds)"})
     what = ("tested weights have the best mean validation accuracy" if score == "val_accuracy_mean"
             else "runs fit the most of their training labels (mean fit accuracy)")
     return ["## Selection on validation" if score == "val_accuracy_mean" else
             "## Selection on the fit of the training labels", "",
             f"For each configuration, the {', '.join(f'`{k}`' for k in keys)} whose {what} "
-            "over seeds is kept; the answer and the tables above use only those. Test accuracy "
-            "never chooses."
+            "over seeds is kept; the answer and the tables below use only those. Test accuracy "
+            "never chooses. Columns every candidate shares are left out (the budget above "
+            "names them)."
             + (" The candidates raced (`report.race_seeds`): each trained the smallest seeds "
                "(`compared_on_seeds`), where they are compared (a candidate missing one of "
                "them cannot win; a tie goes to the smallest setting); only the best there "
-               "trained the other seeds (`n_seeds`)." if "compared_on_seeds" in selection
-               else ""), "",
+               "trained the other seeds (`n_seeds`), and the last score column is over all "
+               "of a candidate's seeds. A winner by less than the seeds' spread is a draw of "
+               "those seeds: more racing seeds may choose otherwise." if raced else ""), "",
             markdown(shown), ""]
 
 

@@ -4,6 +4,7 @@ the data, builds, trains and evaluates the model. Callable without Hydra or MLfl
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 
@@ -77,6 +78,8 @@ def job_params(config: dict, splits: data.Splits) -> dict:
         "label_noise": config["data"]["label_noise"],
         # only where it stops early: a run without it trained every epoch
         **({"patience": config["train"]["patience"]} if config["train"].get("patience") else {}),
+        # only where the budget is counted in batches: `epochs` are then its validations
+        **({"updates": config["train"]["updates"]} if config["train"].get("updates") else {}),
         **({"width": config["model"]["width"]} if config["model"]["cell"] == "conv" else {}),
         **({"random_inputs": 1} if config["data"].get("random_inputs") else {}),
         # the synthetic task: which draw of motifs, and whether each epoch has new data
@@ -239,10 +242,16 @@ def fit_and_predict(model, splits, train_config, seeds: list[int], *, packed=Fal
     if packed and splits.draw_train:
         raise ValueError("data.fresh_each_epoch: each seed draws its own data; "
                          "train one seed at a time (pack_max_units=0)")
+    batch_size, updates = train_config["batch_size"], train_config.get("updates", 0)
+    # train.updates: Keras reads the batches straight on across its epochs when steps_per_epoch
+    # is given, so `epochs` of updates / epochs steps train exactly `updates` batches
+    passes = (math.ceil(updates / math.ceil(len(splits.y_train) / batch_size)) if updates
+              else train_config["epochs"])
     training = batches.TrainingBatches(
-        splits.x_train, splits.y_train, seeds, train_config["batch_size"],
-        train_config["epochs"], packed, draw=splits.draw_train,
+        splits.x_train, splits.y_train, seeds, batch_size, passes, packed,
+        draw=splits.draw_train,
     )
+    steps = updates // train_config["epochs"] if updates else training.batches_per_epoch
     validation = (batches.side_by_side(splits.x_val, members),
                   tuple([splits.y_val] * members) if packed else splits.y_val)
     timer = EpochTimer()
@@ -263,7 +272,7 @@ def fit_and_predict(model, splits, train_config, seeds: list[int], *, packed=Fal
     history = model.fit(
         training.as_tf_dataset() if backend.name() == "tensorflow" else training,
         epochs=train_config["epochs"],
-        steps_per_epoch=training.batches_per_epoch,
+        steps_per_epoch=steps,
         shuffle=False,  # the order is the harness's (harness/batches.py)
         validation_data=validation,
         validation_batch_size=PREDICT_BATCH,
@@ -285,7 +294,7 @@ def fit_and_predict(model, splits, train_config, seeds: list[int], *, packed=Fal
         model.set_weights(last_weights[0])
         last_epoch = predict(splits.x_test), predict(splits.x_train)
         model.set_weights(best)
-    throughput = timer.samples_per_s(len(splits.y_train))
+    throughput = timer.samples_per_s(steps * batch_size if updates else len(splits.y_train))
     return (history, train_time, float(np.mean(timer.times)), throughput, test_outputs,
             train_outputs, last_epoch)
 

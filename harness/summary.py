@@ -197,10 +197,12 @@ def select(summary: pd.DataFrame, keys: list[str], frame: pd.DataFrame | None = 
     best = [winners.get(number, group.idxmax() if group.notna().any() else group.index[0])
             for number, group in scores.groupby(configurations)]
     table = summary[[c for c in (*columns, *chosen) if c in summary]].copy()
-    table["val_accuracy_mean" if on == "final_val_accuracy" else f"{on}_mean"] = scores
+    name = "val_accuracy" if on == "final_val_accuracy" else on
+    table[f"{name}_mean"] = scores  # over the seeds compared
     table["n_seeds"] = summary["n_seeds"]
     if race_seeds:
         table["compared_on_seeds"] = compared
+        table[f"{name}_all_seeds"] = summary[score]  # over all its n_seeds
     table["selected"] = summary.index.isin(best)
     selected = summary.loc[sorted(best)].reset_index(drop=True)
     selected.attrs["selected"] = chosen  # settings chosen per configuration, not factors

@@ -110,8 +110,27 @@ def test_a_raced_selection_keeps_what_the_race_kept():
     assert selected["learning_rate"].tolist() == [0.01] and selected["n_seeds"].tolist() == [5]
     assert (table["compared_on_seeds"] == "0, 1").all()
     assert table.set_index("learning_rate")["val_accuracy_mean"].loc[0.001] == pytest.approx(0.80)
+    # beside the race's score, each candidate's mean over all the seeds it trained
+    every = table.set_index("learning_rate")["val_accuracy_all_seeds"]
+    assert every.loc[0.001] == pytest.approx((0.80 * 2 + 0.99 * 3) / 5)
+    assert every.loc[0.01] == pytest.approx(0.85)
     plain, _ = summaries.select(summaries.summarize(frame), ["train.learning_rate"], frame)
     assert plain["learning_rate"].tolist() == [0.03]  # unraced: each candidate's own mean
+
+
+def test_budget_counts_the_seeds_early_stopping_never_stopped():
+    """A configuration is named with how many of its seeds trained every epoch allowed (a mean
+    below the cap can hide them); none named when every run stopped early."""
+    frame = table({4: [0.8, 0.8, 0.8], 8: [0.9, 0.9, 0.9]}, epochs=5, patience=2,
+                  learning_rate=0.01)
+    frame["epochs_trained"] = [5, 5, 3, 2, 3, 4]
+    summary = summaries.summarize(frame)
+    assert report.capped(summary, frame) == ["4 units (2 of 3 seeds)"]
+    line = report.budget_line(summary, None, frame=frame)
+    assert "never stopped, and may still improve: 4 units (2 of 3 seeds)" in line
+    frame["epochs_trained"] = 4
+    assert "every run stopped before the epoch cap" in report.budget_line(
+        summaries.summarize(frame), None, frame=frame)
 
 
 def test_minimal_units_edge_cases():
@@ -293,7 +312,7 @@ def test_memorization_says_where_bits_still_rise():
     """The bits of a size still growing at the largest subset are said to be unsaturated; a
     size whose bits stopped growing is not named."""
     rows = []
-    for units, bits in ((4, (100, 101)), (64, (1000, 3000))):
+    for units, bits in ((4, (100, 101)), (16, (500, 400)), (64, (1000, 3000))):
         for size, value in zip((1000, 3000), bits):
             rows.append(dict(units=units, train_size=size, param_count=4 * units * (29 + units),
                              n_seeds=3, bits_mean=value, bits_per_param_mean=value / 1000,
@@ -302,7 +321,9 @@ def test_memorization_says_where_bits_still_rise():
                              fit_accuracy_ci_high=0.6))
     answer = "\n".join(analyses.memorization_answer(pd.DataFrame(rows), "Adam 0.01"))
     assert "LSTM(64) 1,000 → 3,000 bits" in answer and "LSTM(4) 100" not in answer
-    assert "capacity was not reached" in answer and "Peaked under this recipe: LSTM(4)" in answer
+    assert "the peak over subset sizes was not found" in answer
+    assert "Peaked under this recipe: LSTM(4) at 3,000 images, LSTM(16) at 1,000" in answer
+    assert "(LSTM(16): the smallest subset tried" in answer  # LSTM(4) peaked at the largest
 
 
 @pytest.mark.slow

@@ -104,13 +104,41 @@ def test_early_stopping_also_scores_the_last_epochs_weights(small):
 
 
 def test_run_key_leaves_out_patience_zero():
-    """A store from before train.patience existed still finds its runs: patience 0 (every
-    epoch) is the key of the run without the setting; any other value is a run of its own."""
+    """A store from before train.patience (train.updates) existed still finds its runs:
+    patience 0 (every epoch) is the key of the run without the setting; any other value is a
+    run of its own."""
     from harness.config import run_key
 
     before = config_for(0)
-    assert run_key({**before, "train": {**before["train"], "patience": 0}}) == run_key(before)
-    assert run_key({**before, "train": {**before["train"], "patience": 3}}) != run_key(before)
+    for key, value in (("patience", 3), ("updates", 12)):
+        assert run_key({**before, "train": {**before["train"], key: 0}}) == run_key(before)
+        assert run_key({**before, "train": {**before["train"], key: value}}) != run_key(before)
+
+
+def test_a_budget_in_updates_reads_the_batches_straight_on(small):
+    """train.updates = U with train.epochs = E trains U batches, validated E times, reading
+    the harness's batch order on across Keras's epochs: U = E whole passes is the plain run of
+    E epochs, batch for batch; U not a whole number of passes trains U batches all the same."""
+    passes = -(-len(small.y_train) // 128)  # 6 batches of 128 (the last one short) per pass
+    plain = runner.train(config_for(0), splits=small)  # 2 epochs = 12 batches
+    config = config_for(0)
+    counted = runner.train({**config, "train": {**config["train"], "updates": 2 * passes}},
+                           splits=small)
+    for name in ("test_accuracy", "test_loss", "train_loss", "final_val_accuracy"):
+        assert counted["metrics"][name] == pytest.approx(plain["metrics"][name], abs=1e-6)
+    np.testing.assert_allclose(counted["history"]["val_loss"], plain["history"]["val_loss"],
+                               atol=1e-6)
+    assert counted["params"]["updates"] == 12 and "updates" not in plain["params"]
+    steps = []
+
+    class Count(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            steps.append(batch)
+
+    odd = runner.train({**config, "train": {**config["train"], "epochs": 3, "updates": 15}},
+                       splits=small, callbacks=[Count()])
+    assert steps == [0, 1, 2, 3, 4] * 3 and odd["metrics"]["epochs_trained"] == 3
+    assert odd["metrics"]["test_loss"] != plain["metrics"]["test_loss"]
 
 
 # A worker as the sweep starts it: a thread already running (as JAX's, MLflow's), then its
