@@ -805,13 +805,27 @@ def difference(frame: pd.DataFrame, metric: str, where: dict, a: int, b: int):
     return delta, float(interval.low), float(interval.high)
 
 
+def updates_of(summary: pd.DataFrame) -> int | None:
+    """The budget in batches (train.updates) every configuration had, or None (epochs)."""
+    if "updates" not in summary or summary["updates"].isna().all():
+        return None
+    return int(summary["updates"].max())
+
+
+def equal_budget(summary: pd.DataFrame) -> str:
+    """What the batch sizes were held equal on: "equal updates (1,000)" or "equal epochs (5)"."""
+    updates = updates_of(summary)
+    return (f"equal updates ({updates:,})" if updates else
+            f"equal epochs ({int(summary['epochs'].iloc[0])})")
+
+
 def batch_timesteps_answer(summary: pd.DataFrame, frame: pd.DataFrame) -> list[str]:
     ratios = speedups(summary)
     batches = sorted(int(b) for b in summary["batch_size"].unique())
     steps = sorted(int(t) for t in summary["timesteps"].unique())
     reference = 28 if 28 in steps else steps[len(steps) // 2]
     at = summary[summary["timesteps"] == reference].set_index("batch_size")
-    epochs = int(summary["epochs"].iloc[0])
+    updates = updates_of(summary)
     lines = []
     if len(ratios):
         geometric = float(np.exp(np.log(ratios["speedup"]).mean()))
@@ -840,19 +854,40 @@ def batch_timesteps_answer(summary: pd.DataFrame, frame: pd.DataFrame) -> list[s
         delta, low, high = difference(frame, "test_accuracy", {"timesteps": reference},
                                       small, next_)
         loss_small, loss_next = at.loc[small, "train_loss_mean"], at.loc[next_, "train_loss_mean"]
-        close = not np.isnan(low) and low <= 0 <= high
-        lines.append(
-            f"- **What is learned, at equal epochs ({epochs}), {reference} steps:** test accuracy "
-            f"{with_ci(at.loc[small], 'test_accuracy')} at batch {small}, "
+
+        def verdict(low, high):
+            close = not np.isnan(low) and low <= 0 <= high
+            return "not distinguishable over these seeds" if close else "a real difference"
+
+        largest = batches[-1]
+        text = (
+            f"- **What is learned, at {equal_budget(summary)}, {reference} steps:** test "
+            f"accuracy {with_ci(at.loc[small], 'test_accuracy')} at batch {small}, "
             f"{with_ci(at.loc[next_], 'test_accuracy')} at batch {next_} (difference "
-            f"{delta:+.2%}, Welch 95% CI {pct(low)} – {pct(high)}: "
-            f"{'not distinguishable over these seeds' if close else 'a real difference'}); final "
-            f"training loss {loss_small:.3f} vs {loss_next:.3f}. At batch {batches[-1]} — "
-            f"{batches[-1] // small}× fewer updates per epoch than batch {small} — test accuracy "
-            f"is {with_ci(at.loc[batches[-1]], 'test_accuracy')} and the training loss "
-            f"{at.loc[batches[-1], 'train_loss_mean']:.3f}: at equal epochs a larger batch "
-            "buys speed with fewer, less noisy updates, so it learns less per epoch."
-        )
+            f"{delta:+.2%}, Welch 95% CI {pct(low)} – {pct(high)}: {verdict(low, high)}); final "
+            f"training loss {loss_small:.3f} vs {loss_next:.3f}. At batch {largest} — ")
+        if updates:
+            gain, low, high = difference(frame, "test_accuracy", {"timesteps": reference},
+                                         small, largest)
+            seconds = frame[frame["timesteps"] == reference].groupby("batch_size")[
+                "train_time_s"].mean()
+            text += (
+                f"{largest // small}× the examples of batch {small} in as many updates — test "
+                f"accuracy is {with_ci(at.loc[largest], 'test_accuracy')} ({gain:+.2%} on batch "
+                f"{small}, Welch 95% CI {pct(low)} – {pct(high)}: {verdict(low, high)}) and the "
+                f"training loss {at.loc[largest, 'train_loss_mean']:.3f}; its training took "
+                f"{seconds[largest]:.0f} s against {seconds[small]:.0f} s.")
+            if "learning_rate" in summary.attrs.get("selected", ()):
+                text += (" Each batch size had its own learning rate, chosen on validation ("
+                         + ", ".join(f"batch {b}: {fmt(at.loc[b, 'learning_rate'])}"
+                                     for b in batches) + ").")
+        else:
+            text += (
+                f"{largest // small}× fewer updates per epoch than batch {small} — test accuracy "
+                f"is {with_ci(at.loc[largest], 'test_accuracy')} and the training loss "
+                f"{at.loc[largest, 'train_loss_mean']:.3f}: at equal epochs a larger batch "
+                "buys speed with fewer, less noisy updates, so it learns less per epoch.")
+        lines.append(text)
     if len(steps) >= 2:
         best_batch = int(summary.groupby("batch_size")["test_accuracy_mean"].mean().idxmax())
         by_steps = summary[summary["batch_size"] == best_batch].set_index("timesteps")
@@ -860,12 +895,22 @@ def batch_timesteps_answer(summary: pd.DataFrame, frame: pd.DataFrame) -> list[s
             f"{t} steps {pct(by_steps.loc[t, 'test_accuracy_mean'])}" for t in steps
         )
         rates = summary.groupby("timesteps")["samples_per_s_mean"].mean()
+        sizes = by_steps["units"] if "units" in by_steps else None
+        shapes = sizes is not None and sizes.nunique() > 1
+        if shapes:  # each cut read by its own size, at about equal parameters
+            accuracies = ", ".join(
+                f"{t} steps (LSTM({int(sizes[t])})) {pct(by_steps.loc[t, 'test_accuracy_mean'])}"
+                for t in steps)
+            params = by_steps["param_count"]
         lines.append(
-            f"- **Time steps** (how each image is cut; the same pixels): at batch {best_batch} "
-            f"(the best on average) test accuracy is {accuracies}; "
+            f"- **Time steps** (how each image is cut; the same pixels"
+            + (f"; at about equal parameters, {params.min():,}–{params.max():,}" if shapes else "")
+            + f"): at batch {best_batch} (the best on average) test accuracy is {accuracies}; "
             f"{steps[0]} → {steps[-1]} steps makes training ×{rates[steps[0]] / rates[steps[-1]]:.1f} "
-            f"slower (mean over batch sizes): each step is a sequential recurrent update, so "
-            "time steps change both what the model sees and what it costs."
+            f"slower (mean over batch sizes"
+            + (", the units differing too" if shapes else "")
+            + "): each step is a sequential recurrent update, so time steps change both what "
+            "the model sees and what it costs."
         )
     if not lines:
         row = summary.iloc[0]
@@ -896,14 +941,14 @@ def plot_throughput(summary: pd.DataFrame, path: Path) -> None:
 def plot_batch_accuracy(summary: pd.DataFrame, path: Path) -> None:
     plt = pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    epochs = int(summary["epochs"].iloc[0])
+    equal = equal_budget(summary)
     for timesteps, group in summary.groupby("timesteps"):
         band(left, group, "test_accuracy", "-o", f"{int(timesteps)} steps", x="batch_size")
         band(right, group, "train_loss", "-o", f"{int(timesteps)} steps", x="batch_size")
     finish(figure, left, xlabel="batch size (log)", ylabel="test accuracy (interval)",
-           title=f"Test accuracy at equal epochs ({epochs})")
+           title=f"Test accuracy at {equal}")
     finish(figure, right, xlabel="batch size (log)", ylabel="training loss, final weights",
-           title=f"Final training loss at equal epochs ({epochs})")
+           title=f"Final training loss at {equal}")
     save(figure, path)
 
 
@@ -922,11 +967,14 @@ def batch_timesteps(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis
     rows = [
         {
             "batch_size": int(row["batch_size"]), "timesteps": int(row["timesteps"]),
+            "units": int(row["units"]), "params": f"{int(row['param_count']):,}",
+            **({"learning rate": fmt(row["learning_rate"])}
+               if summary["learning_rate"].nunique() > 1 else {}),
             "seeds": int(row["n_seeds"]),
             "samples/s (interval)": with_ci(row, "samples_per_s", lambda v: f"{v:,.0f}"),
             "test acc (interval)": with_ci(row, "test_accuracy"),
             "final train loss": f"{row['train_loss_mean']:.3f}",
-            "s/epoch": f"{row['epoch_time_s_mean']:.1f}",
+            ("s/round" if updates_of(summary) else "s/epoch"): f"{row['epoch_time_s_mean']:.1f}",
         }
         for _, row in summary.sort_values(["timesteps", "batch_size"]).iterrows()
     ]

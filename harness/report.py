@@ -206,6 +206,11 @@ def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
         elif frame is not None and "epochs_trained" in frame:
             text += "; every run stopped before the epoch cap"
         parts.append(text)
+    elif "updates" in summary and summary["updates"].notna().any():
+        parts.append(f"a fixed {analyses.updates_of(summary):,} updates (batches) for every "
+                     f"configuration whatever its batch size, validated "
+                     f"{values(summary, 'epochs')} times, the last weights tested — not trained "
+                     "to convergence: its differences may change with more updates")
     else:
         meaning = {
             "capacity": "so a smallest size that reaches a target is an upper bound on what is "

@@ -19,11 +19,12 @@ CONFIG_COLUMNS = [
     "fresh_each_epoch", "motifs_seed",  # the synthetic task's: new data each epoch, motif draw
     "label_noise", "random_inputs", "epochs", "learning_rate",
     "patience",  # patience: only runs that stop early have it
+    "updates",  # only runs whose budget is counted in batches (train.updates) have it
 ]
 NUMERIC_PARAMS = [
     "units", "batch_size", "timesteps", "input_dim", "num_classes", "epochs", "learning_rate",
     "seed", "train_size", "label_noise", "patience", "fresh_each_epoch", "motifs_seed", "width",
-    "random_inputs",
+    "random_inputs", "updates",
 ]
 SUMMARY_METRICS = [
     "test_accuracy", "train_accuracy", "generalization_gap", "best_val_accuracy",
