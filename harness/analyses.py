@@ -267,8 +267,9 @@ def budget_sensitivity(summary: pd.DataFrame, target) -> list[str]:
     common = set.intersection(*(set(g["units"]) for _, g in summary.groupby(factors,
                                                                             dropna=False)))
     shared = summary[summary["units"].isin(common)]
-    answers = []
+    answers, budgets = [], []
     for label, group in groups(shared, factors):
+        budgets.append(group.set_index("units"))
         goal = target_at(target, group)
         answers.append((label, minimal_units(group, goal, "test_accuracy_mean"),
                         minimal_units(group, goal, "test_accuracy_ci_low")))
@@ -282,7 +283,16 @@ def budget_sensitivity(summary: pd.DataFrame, target) -> list[str]:
     def verdict(values: list, how: str) -> str:
         if len(set(values)) == 1:
             return f"by {how} the answer holds ({units(values[0])})"
-        return f"by {how} it moves ({' → '.join(units(v) for v in values)})"
+        text = f"by {how} it moves ({' → '.join(units(v) for v in values)})"
+        moved = [v for v in values if v is not None]
+        if len(moved) == len(values):  # the size crossing the target: do its budgets differ?
+            first, last = (budgets[i].loc[min(moved)] for i in (0, -1))
+            if (first["test_accuracy_ci_low"] <= last["test_accuracy_ci_high"]
+                    and last["test_accuracy_ci_low"] <= first["test_accuracy_ci_high"]):
+                text += (f", though {min(moved)} units' intervals at the smallest and largest "
+                         "budget overlap: it crosses the target without a difference the "
+                         "seeds resolve")
+        return text
 
     lines = [f"- **Budget sensitivity** (sizes {', '.join(map(str, sorted(common)))}, which "
              f"every budget ran): the smallest size reaching {goal_text(target, shared)} — "
@@ -832,7 +842,8 @@ def batch_timesteps_answer(summary: pd.DataFrame, frame: pd.DataFrame) -> list[s
         text = (
             f"- **Speed:** each 4× larger batch trains ×{geometric:.2f} as many samples per second "
             f"(geometric mean over {len(ratios)} pairs; range ×{ratios['speedup'].min():.2f} – "
-            f"×{ratios['speedup'].max():.2f}). "
+            f"×{ratios['speedup'].max():.2f}; samples/s: the median round's training part, on "
+            f"the machine and Keras backend the sweep ran on). "
         )
         first = ratios[ratios["batch_size"] == batches[0]]
         if len(first):
@@ -875,8 +886,10 @@ def batch_timesteps_answer(summary: pd.DataFrame, frame: pd.DataFrame) -> list[s
                 f"{largest // small}× the examples of batch {small} in as many updates — test "
                 f"accuracy is {with_ci(at.loc[largest], 'test_accuracy')} ({gain:+.2%} on batch "
                 f"{small}, Welch 95% CI {pct(low)} – {pct(high)}: {verdict(low, high)}) and the "
-                f"training loss {at.loc[largest, 'train_loss_mean']:.3f}; its training took "
-                f"{seconds[largest]:.0f} s against {seconds[small]:.0f} s.")
+                f"training loss {at.loc[largest, 'train_loss_mean']:.3f}; its fit (the updates "
+                f"and their validations) took {seconds[largest]:.0f} s against "
+                f"{seconds[small]:.0f} s. At equal updates a larger batch also sees more "
+                "examples: equal examples (epochs) or equal wall time were not compared here.")
             if "learning_rate" in summary.attrs.get("selected", ()):
                 text += (" Each batch size had its own learning rate, chosen on validation ("
                          + ", ".join(f"batch {b}: {fmt(at.loc[b, 'learning_rate'])}"
@@ -889,28 +902,31 @@ def batch_timesteps_answer(summary: pd.DataFrame, frame: pd.DataFrame) -> list[s
                 "buys speed with fewer, less noisy updates, so it learns less per epoch.")
         lines.append(text)
     if len(steps) >= 2:
-        best_batch = int(summary.groupby("batch_size")["test_accuracy_mean"].mean().idxmax())
+        # the batch size shown: the best on validation, averaged over the shapes
+        score = next(c for c in ("final_val_accuracy_mean", "best_val_accuracy_mean",
+                                 "test_accuracy_mean") if c in summary)
+        best_batch = int(summary.groupby("batch_size")[score].mean().idxmax())
         by_steps = summary[summary["batch_size"] == best_batch].set_index("timesteps")
+        sizes = by_steps["units"]
+        shapes = sizes.nunique() > 1  # each cut read by its own size, at about equal parameters
         accuracies = ", ".join(
-            f"{t} steps {pct(by_steps.loc[t, 'test_accuracy_mean'])}" for t in steps
-        )
-        rates = summary.groupby("timesteps")["samples_per_s_mean"].mean()
-        sizes = by_steps["units"] if "units" in by_steps else None
-        shapes = sizes is not None and sizes.nunique() > 1
-        if shapes:  # each cut read by its own size, at about equal parameters
-            accuracies = ", ".join(
-                f"{t} steps (LSTM({int(sizes[t])})) {pct(by_steps.loc[t, 'test_accuracy_mean'])}"
-                for t in steps)
-            params = by_steps["param_count"]
+            f"{t} steps" + (f" (LSTM({int(sizes[t])}))" if shapes else "")
+            + f" {with_ci(by_steps.loc[t], 'test_accuracy')}" for t in steps)
+        rate = summary.pivot_table(index="batch_size", columns="timesteps",
+                                   values="samples_per_s_mean")
+        slower = (rate[steps[0]] / rate[steps[-1]]).dropna()
+        params = by_steps["param_count"]
         lines.append(
             f"- **Time steps** (how each image is cut; the same pixels"
-            + (f"; at about equal parameters, {params.min():,}–{params.max():,}" if shapes else "")
-            + f"): at batch {best_batch} (the best on average) test accuracy is {accuracies}; "
-            f"{steps[0]} → {steps[-1]} steps makes training ×{rates[steps[0]] / rates[steps[-1]]:.1f} "
-            f"slower (mean over batch sizes"
-            + (", the units differing too" if shapes else "")
-            + "): each step is a sequential recurrent update, so time steps change both what "
-            "the model sees and what it costs."
+            + (f"; at about equal parameters, {params.min():,}–{params.max():,}, the units and "
+               "the pixels per step changing with the steps: shapes compared, not time steps "
+               "alone" if shapes else "")
+            + f"): at batch {best_batch} (the best on validation, averaged over "
+            f"{'shapes' if shapes else 'time steps'}) test accuracy is {accuracies}. "
+            f"{steps[0]} → {steps[-1]} steps trains ×{np.exp(np.log(slower).mean()):.1f} fewer "
+            f"samples per second (geometric mean over {len(slower)} batch sizes, "
+            f"×{slower.min():.1f} – ×{slower.max():.1f}): each step is a sequential recurrent "
+            "update, so time steps change both what the model sees and what it costs."
         )
     if not lines:
         row = summary.iloc[0]
@@ -1063,8 +1079,12 @@ def memorization_answer(table: pd.DataFrame, budget: str, *, random_inputs: bool
             rising.append(f"LSTM({units}) {group['bits_mean'].iloc[-2]:,.0f} → "
                           f"{group['bits_mean'].iloc[-1]:,.0f} bits")
         else:
-            at = group.loc[group["bits_mean"].idxmax(), "train_size"]
-            peaked.append(f"LSTM({units}) at {int(at):,} images")
+            peak = group.loc[group["bits_mean"].idxmax()]
+            at, after = peak["train_size"], group[group["train_size"] > peak["train_size"]]
+            close = (len(after) and after["bits_per_param_ci_high"].iloc[0]
+                     >= peak["bits_per_param_ci_low"])  # the fall within the seeds' scatter
+            peaked.append(f"LSTM({units}) at {int(at):,} images"
+                          + (" (the next subset's seed range overlapping)" if close else ""))
             if at == table["train_size"].min():
                 smallest.append(f"LSTM({units})")
     best = (f"at least {top['bits_per_param_mean']:.2f} bits per parameter (LSTM({int(top['units'])})"
@@ -1084,7 +1104,8 @@ def memorization_answer(table: pd.DataFrame, budget: str, *, random_inputs: bool
     )
     differences = [] if random_inputs else [
         "real MNIST inputs (similar images with unrelated labels)"]
-    differences.append(f"{budget} with the learning rate chosen per size and subset on {tuned}"
+    differences.append(f"{budget} (the rates chosen per size and subset on {tuned}; the "
+                       "selection table lists every rate tried)"
                        if tuned else f"one fixed recipe ({budget}, no tuning)")
     differences += ["the softmax head counted", "Fano's bound credits a partial fit only with "
                     "the information it provably holds"]

@@ -26,9 +26,11 @@ class TrainingBatches(keras.utils.PyDataset):
     """Every training batch of a run (one seed) or of a pack (one seed per member), all epochs
     in one sequence: batch b of epoch e for the seed of member j is
     x[batch_order(seed_j, e)[b·B:(b+1)·B]]. A pack's members get their inputs side by side on
-    the feature axis and their labels as one output each. Fit it with shuffle=False and
-    steps_per_epoch=batches_per_epoch: the index then says the epoch, so no state has to
-    follow Keras's epoch callbacks or tf.data's prefetching.
+    the feature axis and their labels as one output each. Fit it with shuffle=False and a
+    steps_per_epoch: Keras then reads it straight on across its epochs, and index //
+    batches_per_epoch says the pass over the data (an "epoch" here), so no state has to follow
+    Keras's epoch callbacks or tf.data's prefetching. A pass is Keras's epoch unless the
+    budget is counted in batches (train.updates), whose validation rounds need not end one.
 
     `draw` ((seed, epoch) → (x, y), one seed only): every epoch after the first trains on the
     set it returns (data.fresh_each_epoch), the same size as x, in the same kind of order."""

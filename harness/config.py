@@ -94,6 +94,10 @@ def check_config(config: dict) -> None:
     if isinstance(updates, bool) or not isinstance(updates, int) or updates < 0:
         raise ConfigError(f"train.updates: {updates!r} is not allowed; use an integer ≥ 0 "
                           "(0: train.epochs passes over the training set)")
+    if updates and patience:
+        raise ConfigError(f"train.updates: {updates} with train.patience {patience}: a budget in "
+                          "updates trains all of them; use train.patience=0 (or train.updates=0 "
+                          "for early stopping)")
     if updates % epochs:
         raise ConfigError(f"train.updates: {updates} is not a multiple of train.epochs {epochs} "
                           "(the validations, one every updates / epochs batches); use one")

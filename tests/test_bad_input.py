@@ -37,6 +37,7 @@ CASES = [
     (["report.select=[train.momentum]"], "report.select"),
     (["train.patience=-1"], "train.patience"),
     (["train.updates=-5"], "train.updates"),
+    (["train.updates=10", "train.epochs=2", "train.patience=1"], "train.updates"),
     (["train.updates=7", "train.epochs=2"], "train.updates"),  # not a multiple of the validations
     (["report.race_seeds=-1"], "report.race_seeds"),
     (["report.select_on=test_accuracy"], "report.select_on"),  # test never chooses

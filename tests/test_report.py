@@ -315,14 +315,14 @@ def test_memorization_on_random_inputs_chooses_on_the_fit(tmp_path):
     assert summary["random_inputs"].tolist() == [1] and summary["n_seeds"].tolist() == [2]
     assert "## Selection on the fit of the training labels" in text
     assert "the same kind of data here" in answer and "real MNIST inputs" not in answer
-    assert "with the learning rate chosen per size and subset on the fit" in answer
+    assert "(the rates chosen per size and subset on the fit; the selection table" in answer
 
 
 def test_memorization_says_where_bits_still_rise():
     """The bits of a size still growing at the largest subset are said to be unsaturated; a
     size whose bits stopped growing is not named."""
     rows = []
-    for units, bits in ((4, (100, 101)), (16, (500, 400)), (64, (1000, 3000))):
+    for units, bits in ((4, (100, 101)), (16, (500, 480)), (64, (1000, 3000))):
         for size, value in zip((1000, 3000), bits):
             rows.append(dict(units=units, train_size=size, param_count=4 * units * (29 + units),
                              n_seeds=3, bits_mean=value, bits_per_param_mean=value / 1000,
@@ -334,6 +334,7 @@ def test_memorization_says_where_bits_still_rise():
     assert "the peak over subset sizes was not found" in answer
     assert "Peaked under this recipe: LSTM(4) at 3,000 images, LSTM(16) at 1,000" in answer
     assert "(LSTM(16): the smallest subset tried" in answer  # LSTM(4) peaked at the largest
+    assert "LSTM(16) at 1,000 images (the next subset's seed range overlapping)" in answer
 
 
 @pytest.mark.slow
@@ -494,4 +495,13 @@ def test_budget_sensitivity_says_whether_the_answer_moves():
     same = summaries.summarize(pd.DataFrame([r for r in rows if r["units"] != 4]))
     assert ("by the mean the answer holds (6 units), by the whole interval the answer holds "
             "(6 units).") in analyses.budget_sensitivity(same, 0.9)[0]
+    assert ("beyond seed noise (Welch's t, p < 0.05) at 4 (+5.0), 8 (+1.0) units; within it "
+            "at 6 (+2.0)") in line
+    assert "overlap" not in line  # 4 units: 85–87% against 90–92%
+    # 4 units crossing 90% by the mean, its seed ranges at the two budgets overlapping
+    near = [{**r, "test_accuracy": {0: 0.87, 1: 0.89, 2: 0.93}[r["seed"]]}
+            if (r["units"], r["epochs"]) == (4, 15) else r for r in rows]
+    line = analyses.budget_sensitivity(summaries.summarize(pd.DataFrame(near)), 0.9)[0]
+    assert ("by the mean it moves (6 units → 4 units), though 4 units' intervals at the "
+            "smallest and largest budget overlap") in line
     assert analyses.budget_sensitivity(summaries.summarize(table({4: [0.9]})), 0.9) == []
