@@ -30,7 +30,7 @@ def check_names(study: str, overrides: list[str]) -> None:
                           f"{str(error).splitlines()[0]}") from None
     for override in parsed:
         group = override.key_or_group
-        if group not in ("data", "model"):
+        if not (CONF / group).is_dir():  # a config group's choice (data, model, budget, shape)
             continue
         allowed = choices(CONF / group)
         values = (

@@ -47,6 +47,8 @@ CASES = [
     (["data=cifar"], "data"),
     (["model=transformer"], "model"),
     (["model=lstm,transformer"], "model"),
+    (["shape=steps28_units99"], "shape"),
+    (["budget=tuned,huge"], "budget"),
     (["model.unitz=3,4"], "model.unitz"),
     (["data=motifs", "data.n_motifs=3"], "data.n_motifs"),
     (["epochs=3"], "epochs"),
