@@ -980,6 +980,7 @@ def plot_timesteps(summary: pd.DataFrame, path: Path) -> None:
 
 def batch_timesteps(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis:
     """Throughput against batch size per time steps, and what each changes in accuracy."""
+    per_round = "s/round" if updates_of(summary) else "s/epoch"  # a round: updates / epochs
     rows = [
         {
             "batch_size": int(row["batch_size"]), "timesteps": int(row["timesteps"]),
@@ -990,7 +991,7 @@ def batch_timesteps(summary: pd.DataFrame, frame: pd.DataFrame, **_) -> Analysis
             "samples/s (interval)": with_ci(row, "samples_per_s", lambda v: f"{v:,.0f}"),
             "test acc (interval)": with_ci(row, "test_accuracy"),
             "final train loss": f"{row['train_loss_mean']:.3f}",
-            ("s/round" if updates_of(summary) else "s/epoch"): f"{row['epoch_time_s_mean']:.1f}",
+            per_round: f"{row['epoch_time_s_mean']:.1f}",
         }
         for _, row in summary.sort_values(["timesteps", "batch_size"]).iterrows()
     ]

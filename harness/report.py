@@ -206,7 +206,7 @@ def budget_line(summary: pd.DataFrame, selection: pd.DataFrame | None,
         elif frame is not None and "epochs_trained" in frame:
             text += "; every run stopped before the epoch cap"
         parts.append(text)
-    elif "updates" in summary and summary["updates"].notna().any():
+    elif analyses.updates_of(summary):
         parts.append(f"a fixed {analyses.updates_of(summary):,} updates (batches) for every "
                      f"configuration whatever its batch size, validated "
                      f"{values(summary, 'epochs')} times, the last weights tested — not trained "
